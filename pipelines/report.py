@@ -1,0 +1,54 @@
+"""Progress while a run works (items, ETA, tokens/s) and the summary table at its end."""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import TextIO
+
+from tqdm import tqdm
+
+from llm import Usage
+
+
+class Progress:
+    def __init__(self, total: int, usage: dict[str, Usage], enabled: bool = True, stream: TextIO = sys.stderr):
+        self.usage = usage
+        self.counts: Counter[str] = Counter()
+        self.bar = tqdm(total=total, unit="item", file=stream, disable=not enabled, dynamic_ncols=True,
+                        mininterval=1.0 if stream.isatty() else 10.0, desc="synth")
+
+    def update(self, outcome: str) -> None:
+        self.counts["kept" if outcome == "kept" else "rejected"] += 1
+        completion = sum(u.completion_tokens for u in self.usage.values())
+        seconds = sum(u.seconds for u in self.usage.values())
+        self.bar.set_postfix(kept=self.counts["kept"], rejected=self.counts["rejected"],
+                             tok_s=f"{completion / seconds:.1f}" if seconds else "-", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def summary_table(record: dict, usage: dict[str, Usage], store_rows: int) -> str:
+    counts = record.get("counts", {})
+    kept, rejected = counts.get("kept", 0), counts.get("rejected", 0)
+    total = kept + rejected
+    lines = [
+        "",
+        f"run {record['id']} ({record['status']}) in {record.get('seconds', 0):.0f} s",
+        f"  items planned {record.get('planned', 0)}, already done {record.get('skipped_done', 0)}, "
+        f"attempted {record.get('attempted', 0)}",
+        f"  kept {kept}, rejected {rejected}, keep rate {kept / total:.0%}" if total else "  no item finished",
+        f"  items/minute {record.get('items_per_minute', 0)}",
+    ]
+    reasons = counts.get("rejected_by_reason", {})
+    if reasons:
+        lines.append("  rejects by reason:")
+        width = max(map(len, reasons))
+        lines += [f"    {r:<{width}}  {n}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])]
+    lines.append(f"  {'stage':<10}{'requests':>9}{'prompt tok':>12}{'output tok':>12}{'tok/s':>8}{'seconds':>9}")
+    for role, u in usage.items():
+        lines.append(f"  {role:<10}{u.requests:>9}{u.prompt_tokens:>12}{u.completion_tokens:>12}"
+                     f"{u.tokens_per_second():>8.1f}{u.seconds:>9.0f}")
+    lines.append(f"  store now holds {store_rows} kept rows; shards added: {len(record.get('shards', []))}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,5 @@
+"""The dataset store: Hugging Face dataset-repository layout, append-only parquet shards, version records, crash-safe journal."""
+from store.store import COLUMNS, SCHEMA, SPLITS, DatasetStore, StoreError, VersionWriter, now_iso, reject_category
+
+__all__ = ["COLUMNS", "SCHEMA", "SPLITS", "DatasetStore", "StoreError", "VersionWriter", "now_iso",
+           "reject_category"]

@@ -1,0 +1,45 @@
+"""The dataset card (README.md) of a store: YAML that declares the splits, then a table of versions."""
+from __future__ import annotations
+
+CARD_INTRO = """\
+# Synthetic Eedi misconception questions
+
+Multiple-choice maths questions written by LLMs for misconceptions of the Eedi
+"Mining Misconceptions in Mathematics" competition that have few or no real
+training rows, made by misconception-factory. Each row is
+one (question, wrong answer) pair: `IncorrectAnswerText` is the answer a pupil
+holding `MisconceptionName` would give, `Rationale` explains how, and
+`JudgeScore` is the judge LLM's 0-10 score.
+
+- split `train`: kept rows of every version.
+- split `rejected`: items that failed parsing, a rule check, the judge or the
+  teacher, with `RejectStage`, `RejectReason` and the raw LLM output.
+
+Every row records its provenance: `GeneratorModel`, `JudgeModel`,
+`TeacherModel`, `PromptVersion`, `ClusterId`, `Seed`, `Version`, and the real
+pairs shown as examples (`ShotIds`). `versions/<Version>.json` holds the full
+configuration of the run that made it.
+
+```python
+from datasets import load_dataset
+kept = load_dataset("path/to/store", split="train")
+```
+"""
+
+
+def render_card(splits: list[str], versions: list[dict]) -> str:
+    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    for split in splits:
+        lines += [f"  - split: {split}", f"    path: data/{split}-*.parquet"]
+    lines += ["license: other", "task_categories:", "- text-retrieval", "language:", "- en",
+              "tags:", "- synthetic", "- education", "- mathematics", "- misconceptions", "---", ""]
+    body = [CARD_INTRO, "## Versions", "",
+            "| version | started | status | kept | rejected | generator | judge | teacher |",
+            "|---|---|---|---|---|---|---|---|"]
+    for v in versions:
+        counts = v.get("counts") or {}
+        models = v.get("models") or {}
+        body.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            v.get("id"), v.get("started", ""), v.get("status", ""), counts.get("kept", ""),
+            counts.get("rejected", ""), *(models.get(r, {}).get("name", "") for r in ("generator", "judge", "teacher"))))
+    return "\n".join(lines + body) + "\n"

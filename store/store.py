@@ -1,0 +1,290 @@
+"""A dataset store: a folder laid out like a Hugging Face dataset repository.
+
+    STORE/
+      README.md                       dataset card; its YAML declares the splits
+      data/train-<version>-<n>.parquet     kept rows
+      data/rejected-<version>-<n>.parquet  rejects, with stage and reason
+      versions/<version>.json         one record per run: config, models, prompts, counts
+      .journal/<version>.jsonl        rows of a running version not yet in a shard
+      .lock                           held by the run writing to the store
+
+``datasets.load_dataset(STORE, split="train")`` reads every kept row of every
+version.  Runs only ever add files: a shard, once renamed into ``data/``, is
+never rewritten.
+
+Crash safety: each finished row is appended to the version's journal and
+fsynced before the next item starts, so a SIGKILL loses at most the item in
+flight.  Every ``flush_every`` rows (and at the end) the journal becomes a
+parquet shard: written under ``.tmp/``, renamed into ``data/``, then the
+journal is emptied.  On the next open, a journal left by a killed run is
+turned into shards, skipping rows whose QuestionId is already in a shard (the
+kill may have fallen between the rename and the truncation), so no row is
+ever written twice.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SPLITS = ("train", "rejected")
+
+# One schema for both splits (datasets infers a config's features from its first shard).
+SCHEMA = pa.schema([
+    ("QuestionId", pa.string()),
+    ("SubjectName", pa.string()),
+    ("ConstructName", pa.string()),
+    ("QuestionText", pa.string()),
+    ("CorrectAnswerText", pa.string()),
+    ("IncorrectAnswerText", pa.string()),
+    ("OtherAnswerTexts", pa.list_(pa.string())),
+    ("MisconceptionId", pa.int64()),
+    ("MisconceptionName", pa.string()),
+    ("ClusterId", pa.int64()),
+    ("JudgeScore", pa.float64()),
+    ("JudgeReason", pa.string()),
+    ("Rationale", pa.string()),
+    ("GeneratorModel", pa.string()),
+    ("JudgeModel", pa.string()),
+    ("TeacherModel", pa.string()),
+    ("PromptVersion", pa.string()),
+    ("Version", pa.string()),
+    ("Seed", pa.int64()),
+    ("ItemIndex", pa.int64()),
+    ("ItemKey", pa.string()),  # identifies the work item; a re-run skips keys already stored
+    ("ShotIds", pa.list_(pa.string())),  # real QuestionId_Answer pairs shown to the generator
+    ("RejectStage", pa.string()),  # "" for kept rows; else generate / rules / judge / teach
+    ("RejectReason", pa.string()),
+    ("RawOutput", pa.string()),  # the LLM's raw answer that was rejected
+    ("Attempts", pa.int64()),
+    ("CreatedAt", pa.string()),
+])
+COLUMNS = tuple(SCHEMA.names)
+
+
+class StoreError(Exception):
+    """The store cannot be used (locked by another run, unreadable, not a store). One line."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class DatasetStore:
+    root: Path
+    _lock_fd: int | None = field(default=None, repr=False)
+
+    # ---------- opening and locking ----------
+    @classmethod
+    def open(cls, root: Path) -> "DatasetStore":
+        """Open (creating if needed) and lock the store, then recover any killed run's journal."""
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root}: exists and is not a folder")
+        if root.is_dir() and any(root.iterdir()) and not (root / "versions").is_dir():
+            raise StoreError(f"{root}: not empty and not a dataset store (no versions/ folder)")
+        for sub in ("data", "versions", ".journal", ".tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        store = cls(root)
+        store._lock()
+        store._recover()
+        return store
+
+    def _lock(self) -> None:
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(f"{self.root}: in use by another run (lock {self.root / '.lock'})") from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ---------- reading ----------
+    def shard_files(self, split: str | None = None, version: str | None = None) -> list[Path]:
+        pattern = f"{split or '*'}-{version or '*'}-*.parquet"
+        return sorted((self.root / "data").glob(pattern))
+
+    def read(self, split: str, columns: list[str] | None = None) -> pa.Table:
+        files = self.shard_files(split)
+        if not files:
+            return SCHEMA.empty_table().select(columns or COLUMNS)
+        return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+
+    def stored_keys(self) -> tuple[set[str], set[str]]:
+        """(ItemKeys, QuestionIds) of every row in a shard, kept or rejected."""
+        keys: set[str] = set()
+        qids: set[str] = set()
+        for split in SPLITS:
+            table = self.read(split, ["ItemKey", "QuestionId"])
+            keys.update(table.column("ItemKey").to_pylist())
+            qids.update(table.column("QuestionId").to_pylist())
+        return keys, qids
+
+    def versions(self) -> list[dict]:
+        records = []
+        for path in sorted((self.root / "versions").glob("v*.json")):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, json.JSONDecodeError) as e:
+                raise StoreError(f"{path}: unreadable version record: {e}") from None
+        return records
+
+    # ---------- writing ----------
+    def new_version(self, record: dict, flush_every: int = 25) -> "VersionWriter":
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        version = f"v{stamp}-{os.urandom(2).hex()}"
+        record = {**record, "id": version, "status": "running", "started": now_iso()}
+        _write_json_atomic(self.root / "versions" / f"{version}.json", record)
+        return VersionWriter(self, version, record, flush_every)
+
+    def _flush_rows(self, version: str, rows_by_split: dict[str, list[dict]], known_qids: set[str]) -> list[str]:
+        """Write rows not yet stored as new shards of ``version``; returns the shard names."""
+        written = []
+        for split, rows in rows_by_split.items():
+            fresh = [r for r in rows if r["QuestionId"] not in known_qids]
+            if not fresh:
+                continue
+            n = len(self.shard_files(split, version)) + 1
+            name = f"{split}-{version}-{n:05d}.parquet"
+            tmp = self.root / ".tmp" / name
+            table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in fresh], schema=SCHEMA)
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.root / "data" / name)
+            _fsync_dir(self.root / "data")
+            known_qids.update(r["QuestionId"] for r in fresh)
+            written.append(name)
+        return written
+
+    def _recover(self) -> None:
+        """Turn journals left by killed runs into shards and mark those versions interrupted."""
+        journals = sorted((self.root / ".journal").glob("v*.jsonl"))
+        if not journals:
+            return
+        _, qids = self.stored_keys()
+        for journal in journals:
+            version = journal.stem
+            self._flush_rows(version, read_journal(journal), qids)
+            journal.unlink()
+            record_path = self.root / "versions" / f"{version}.json"
+            if record_path.is_file():
+                record = json.loads(record_path.read_text())
+                if record.get("status") == "running":
+                    record.update(status="interrupted", counts=self.count(version),
+                                  shards=[p.name for p in self.shard_files(version=version)])
+                    _write_json_atomic(record_path, record)
+        self.write_card()
+
+    def count(self, version: str) -> dict:
+        kept = sum(pq.ParquetFile(f).metadata.num_rows for f in self.shard_files("train", version))
+        reasons: Counter[str] = Counter()
+        for f in self.shard_files("rejected", version):
+            t = pq.read_table(f, columns=["RejectStage", "RejectReason"])
+            for stage, reason in zip(t.column("RejectStage").to_pylist(), t.column("RejectReason").to_pylist()):
+                reasons[reject_category(stage, reason)] += 1
+        return {"kept": kept, "rejected": sum(reasons.values()), "rejected_by_reason": dict(reasons)}
+
+    def write_card(self) -> None:
+        from store.card import render_card
+
+        splits = [s for s in SPLITS if self.shard_files(s)]
+        text = render_card(splits, self.versions())
+        tmp = self.root / ".tmp" / "README.md"
+        tmp.write_text(text)
+        os.replace(tmp, self.root / "README.md")
+
+
+def reject_category(stage: str, reason: str) -> str:
+    """A short, countable label for a reject: the stage plus the reason up to its first colon."""
+    return f"{stage}: {reason.split(':')[0].strip()}"
+
+
+def read_journal(path: Path) -> dict[str, list[dict]]:
+    """Rows of a journal by split; a torn last line (killed mid-write) is skipped."""
+    rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("split") in rows and isinstance(entry.get("row"), dict):
+                rows[entry["split"]].append(entry["row"])
+    return rows
+
+
+class VersionWriter:
+    """Appends the rows of one run (one version) to the store."""
+
+    def __init__(self, store: DatasetStore, version: str, record: dict, flush_every: int):
+        self.store, self.version, self.record, self.flush_every = store, version, record, flush_every
+        self.journal_path = store.root / ".journal" / f"{version}.jsonl"
+        self._journal = open(self.journal_path, "a", encoding="utf-8")
+        self._pending = 0
+        _, self._qids = store.stored_keys()
+
+    def append(self, split: str, row: dict) -> None:
+        assert split in SPLITS, split
+        if row["QuestionId"] in self._qids:
+            raise StoreError(f"QuestionId {row['QuestionId']} is already in the store")
+        self._qids.add(row["QuestionId"])
+        self._journal.write(json.dumps({"split": split, "row": row}, ensure_ascii=False) + "\n")
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+        self._pending += 1
+        if self._pending >= self.flush_every:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        self._journal.close()
+        # Rows in the journal were appended after its last truncation, so none is in a shard yet.
+        self.store._flush_rows(self.version, read_journal(self.journal_path), set())
+        self._journal = open(self.journal_path, "w", encoding="utf-8")  # empty it
+        os.fsync(self._journal.fileno())
+        self._pending = 0
+
+    def finish(self, status: str = "complete", **extra) -> dict:
+        self.flush()
+        self._journal.close()
+        self.journal_path.unlink(missing_ok=True)
+        self.record.update(extra, status=status, finished=now_iso(), counts=self.store.count(self.version),
+                           shards=[p.name for p in self.store.shard_files(version=self.version)])
+        _write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
+        self.store.write_card()
+        return self.record
+
+    def update(self, **extra) -> None:
+        """Rewrite the version record with progress fields (safe to call often)."""
+        self.record.update(extra)
+        _write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)

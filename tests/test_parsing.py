@@ -1,0 +1,64 @@
+import json
+
+import pytest
+
+from generators import QuestionGenerator, RationaleWriter, Target
+from generators.question import GeneratedQuestion
+from judges import LLMJudge
+from llm.step import ParseError
+
+TARGET = Target(1, "Believes you add the denominators when adding fractions", 0, 0, 1, ())
+GOOD = {
+    "subject": "Adding Fractions", "construct": "Add fractions with different denominators",
+    "question": r"Calculate: \( \frac{1}{2}+\frac{1}{3} \)", "correct_answer": r"\( \frac{5}{6} \)",
+    "misconception_answer": r"\( \frac{2}{5} \)", "other_wrong_answers": [r"\( \frac{1}{5} \)", r"\( \frac{2}{6} \)"],
+}
+
+
+def parse(text):
+    return QuestionGenerator().parse(TARGET, text)
+
+
+def test_good_output_and_output_wrapped_in_chatter():
+    item = parse(json.dumps(GOOD))
+    assert item.misconception_answer == r"\( \frac{2}{5} \)"
+    wrapped = "Here is the question:\n```json\n" + json.dumps(GOOD) + "\n```\nHope it helps!"
+    assert parse(wrapped) == item
+    assert parse(json.dumps({**GOOD, "extra": 1})) == item  # unknown keys are dropped
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("I cannot do that.", "no JSON object"),
+    ('{"subject": "x", "question": ', "invalid JSON"),
+    ("[1, 2]", "no JSON object"),
+    (json.dumps({k: v for k, v in GOOD.items() if k != "correct_answer"}), "invalid field: correct_answer"),
+    (json.dumps({**GOOD, "other_wrong_answers": ["1"]}), "other_wrong_answers has 1 answers, expected 2"),
+    (json.dumps({**GOOD, "question": "x" * 5000}), "question is longer than"),
+    (json.dumps({**GOOD, "misconception_answer": "   "}), "misconception_answer is empty"),
+    (json.dumps({**GOOD, "subject": 12}), "invalid field: subject"),
+])
+def test_malformed_outputs_raise_parse_error_with_reason(text, reason):
+    with pytest.raises(ParseError, match=reason):
+        parse(text)
+
+
+def test_judge_parse():
+    item = GeneratedQuestion(**GOOD)
+    judge = LLMJudge()
+    verdict = judge.parse((TARGET, item), '{"score": 9, "reason": "Adds the denominators."}')
+    assert verdict.score == 9
+    with pytest.raises(ParseError, match="score 11 is outside 0-10"):
+        judge.parse((TARGET, item), '{"score": 11, "reason": "great"}')
+    with pytest.raises(ParseError, match="invalid field: reason"):
+        judge.parse((TARGET, item), '{"score": 3}')
+
+
+def test_rationale_parse():
+    item = GeneratedQuestion(**GOOD)
+    teacher = RationaleWriter()
+    text = teacher.parse((TARGET, item), "Rationale: The pupil adds 1 + 1 = 2 and 2 + 3 = 5, giving 2/5.")
+    assert text.startswith("The pupil adds")
+    with pytest.raises(ParseError, match="too short"):
+        teacher.parse((TARGET, item), "2/5")
+    with pytest.raises(ParseError, match="not prose"):
+        teacher.parse((TARGET, item), '{"rationale": "The pupil adds the tops and the bottoms."}')

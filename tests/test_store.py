@@ -1,0 +1,76 @@
+import json
+
+import pytest
+from datasets import load_dataset
+
+from store import COLUMNS, DatasetStore, StoreError
+
+REQUIRED = ["QuestionId", "SubjectName", "ConstructName", "QuestionText", "CorrectAnswerText",
+            "IncorrectAnswerText", "OtherAnswerTexts", "MisconceptionId", "MisconceptionName", "ClusterId",
+            "JudgeScore", "JudgeReason", "Rationale", "GeneratorModel", "JudgeModel", "TeacherModel",
+            "PromptVersion", "Version"]
+
+
+def row(version, i, **extra):
+    return {"QuestionId": f"syn-{version}-{i}", "ItemKey": f"{i}:0:1:m", "QuestionText": f"q{i}",
+            "MisconceptionId": i, "ClusterId": 0, "OtherAnswerTexts": ["a", "b"], "ShotIds": [],
+            "JudgeScore": 9.0, "Version": version, "RejectStage": "", "RejectReason": "", **extra}
+
+
+def test_versions_add_shards_and_load_with_datasets(tmp_path):
+    store = DatasetStore.open(tmp_path / "s")
+    w = store.new_version({"config": {"x": 1}}, flush_every=2)
+    for i in range(5):
+        w.append("train", row(w.version, i))
+    w.append("rejected", row(w.version, 9, RejectStage="judge", RejectReason="score below 7: 3"))
+    record = w.finish()
+    assert record["counts"] == {"kept": 5, "rejected": 1, "rejected_by_reason": {"judge: score below 7": 1}}
+    first_shards = sorted(p.name for p in store.shard_files())
+    assert len(store.shard_files("train")) == 3  # 2 + 2 + 1
+    w2 = store.new_version({})
+    w2.append("train", row(w2.version, 1))
+    w2.finish()
+    store.close()
+    assert set(first_shards) <= {p.name for p in store.shard_files()}  # earlier shards untouched
+    train = load_dataset(str(tmp_path / "s"), split="train")
+    assert set(REQUIRED) <= set(train.column_names) and set(train.column_names) == set(COLUMNS)
+    assert len(train) == 6 and len(set(train["QuestionId"])) == 6
+    assert sorted(set(train["Version"])) == sorted([w.version, w2.version])
+    rejected = load_dataset(str(tmp_path / "s"), split="rejected")
+    assert rejected["RejectReason"] == ["score below 7: 3"]
+    card = (tmp_path / "s" / "README.md").read_text()
+    assert card.startswith("---\nconfigs:") and w2.version in card
+
+
+def test_recovery_after_kill_never_duplicates(tmp_path):
+    store = DatasetStore.open(tmp_path / "s")
+    w = store.new_version({}, flush_every=100)
+    for i in range(3):
+        w.append("train", row(w.version, i))
+    # Simulate a kill between a shard's rename and the journal's truncation:
+    w.store._flush_rows(w.version, {"train": [row(w.version, 0)]}, set())
+    with open(w.journal_path, "a") as f:  # and a torn last line
+        f.write('{"split": "train", "row": {"QuestionId": "syn-')
+    store.close()  # the process "dies": no finish()
+
+    store = DatasetStore.open(tmp_path / "s")
+    keys, qids = store.stored_keys()
+    assert qids == {f"syn-{w.version}-{i}" for i in range(3)}
+    table = store.read("train")
+    assert table.num_rows == 3
+    record = json.loads((tmp_path / "s" / "versions" / f"{w.version}.json").read_text())
+    assert record["status"] == "interrupted" and record["counts"]["kept"] == 3
+    assert not list((tmp_path / "s" / ".journal").iterdir())
+    store.close()
+
+
+def test_store_is_locked_while_a_run_writes(tmp_path):
+    store = DatasetStore.open(tmp_path / "s")
+    with pytest.raises(StoreError, match="in use by another run"):
+        DatasetStore.open(tmp_path / "s")
+    store.close()
+    DatasetStore.open(tmp_path / "s").close()
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not a dataset store"):
+        DatasetStore.open(tmp_path / "t")

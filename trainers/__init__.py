@@ -1,0 +1,1 @@
+"""Trainers for the retriever and the reranker (to come: see the trainers issue)."""
