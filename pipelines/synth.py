@@ -17,6 +17,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
+from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, PRESETS, BackendError
 from pipelines.config import DEFAULT_MIN_SCORE, DEFAULT_SHOTS, SynthConfig
 from prompts import TemplateError
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"scores each item 0-10 (default {DEFAULT_PRESET})")
     llm.add_argument("--teacher-model", default=DEFAULT_PRESET, metavar="MODEL",
                      help=f"writes the rationale of kept items (default {DEFAULT_PRESET})")
-    llm.add_argument("--n-ctx", type=_positive, default=4096, help="context length in tokens (default 4096)")
+    llm.add_argument("--n-ctx", type=_positive, default=4096, metavar="N", help="context length in tokens (default 4096)")
 
     q = p.add_argument_group("generation and quality")
     q.add_argument("--shots", type=int, default=DEFAULT_SHOTS, metavar="N",
@@ -78,13 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, metavar="S",
                    help=f"judge score (0-10) an item needs to be kept (default {DEFAULT_MIN_SCORE:g})")
     q.add_argument("--max-attempts", type=_positive, default=3, metavar="N",
-                   help="LLM answers tried per step when the output is invalid (default 3)")
+                   help="LLM answers tried per step when the output is invalid or breaks a rule "
+                        "(a copy, options not distinct) (default 3)")
     q.add_argument("--near-duplicate", type=float, default=None, metavar="COS",
-                   help="reject questions at or above this cosine similarity to a real or earlier one (default 0.95)")
+                   help="reject questions at or above this cosine similarity to a real or earlier one "
+                        f"(default {NEAR_DUPLICATE_THRESHOLD})")
 
     c = p.add_argument_group("clustering (HDBSCAN on misconception-name embeddings)")
     defaults = ClusterParams()
-    c.add_argument("--min-cluster-size", type=_positive, default=defaults.min_cluster_size,
+    c.add_argument("--min-cluster-size", type=_positive, default=defaults.min_cluster_size, metavar="N",
                    help=f"HDBSCAN min_cluster_size (default {defaults.min_cluster_size})")
     c.add_argument("--attach-threshold", type=float, default=defaults.attach_threshold, metavar="COS",
                    help="a noise point joins its nearest cluster at this cosine similarity or more, else it "

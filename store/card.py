@@ -27,10 +27,17 @@ kept = load_dataset("path/to/store", split="train")
 """
 
 
-def render_card(splits: list[str], versions: list[dict]) -> str:
+def render_card(shards: dict[str, list[str]], versions: list[dict]) -> str:
+    """``shards``: split -> shard paths relative to the store root.
+
+    The shards are listed one by one rather than as a glob: `datasets` keys its
+    cache on the card's data_files, so a glob would keep serving the rows it
+    first saw after a new version adds shards.
+    """
     lines = ["---", "configs:", "- config_name: default", "  data_files:"]
-    for split in splits:
-        lines += [f"  - split: {split}", f"    path: data/{split}-*.parquet"]
+    for split, files in shards.items():
+        if files:
+            lines += [f"  - split: {split}", "    path:"] + [f"    - {f}" for f in files]
     lines += ["license: other", "task_categories:", "- text-retrieval", "language:", "- en",
               "tags:", "- synthetic", "- education", "- mathematics", "- misconceptions", "---", ""]
     body = [CARD_INTRO, "## Versions", "",

@@ -216,8 +216,8 @@ class DatasetStore:
     def write_card(self) -> None:
         from store.card import render_card
 
-        splits = [s for s in SPLITS if self.shard_files(s)]
-        text = render_card(splits, self.versions())
+        shards = {s: [f"data/{p.name}" for p in self.shard_files(s)] for s in SPLITS}
+        text = render_card(shards, self.versions())
         tmp = self.root / ".tmp" / "README.md"
         tmp.write_text(text)
         os.replace(tmp, self.root / "README.md")

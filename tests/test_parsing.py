@@ -56,9 +56,12 @@ def test_judge_parse():
 def test_rationale_parse():
     item = GeneratedQuestion(**GOOD)
     teacher = RationaleWriter()
-    text = teacher.parse((TARGET, item), "Rationale: The pupil adds 1 + 1 = 2 and 2 + 3 = 5, giving 2/5.")
+    text = teacher.parse((TARGET, item), json.dumps(
+        {"rationale": "Rationale: The pupil adds 1 + 1 = 2 and 2 + 3 = 5, giving 2/5."}))
     assert text.startswith("The pupil adds")
     with pytest.raises(ParseError, match="too short"):
-        teacher.parse((TARGET, item), "2/5")
+        teacher.parse((TARGET, item), '{"rationale": "2/5"}')
     with pytest.raises(ParseError, match="not prose"):
-        teacher.parse((TARGET, item), '{"rationale": "The pupil adds the tops and the bottoms."}')
+        teacher.parse((TARGET, item), '{"rationale": "1. **Identify** the numerators and the denominators"}')
+    with pytest.raises(ParseError, match="rationale missing"):
+        teacher.parse((TARGET, item), '{"explanation": "The pupil adds the tops and the bottoms."}')

@@ -27,12 +27,13 @@ def test_versions_add_shards_and_load_with_datasets(tmp_path):
     assert record["counts"] == {"kept": 5, "rejected": 1, "rejected_by_reason": {"judge: score below 7": 1}}
     first_shards = sorted(p.name for p in store.shard_files())
     assert len(store.shard_files("train")) == 3  # 2 + 2 + 1
+    assert len(load_dataset(str(tmp_path / "s"), split="train")) == 5
     w2 = store.new_version({})
     w2.append("train", row(w2.version, 1))
     w2.finish()
     store.close()
     assert set(first_shards) <= {p.name for p in store.shard_files()}  # earlier shards untouched
-    train = load_dataset(str(tmp_path / "s"), split="train")
+    train = load_dataset(str(tmp_path / "s"), split="train")  # sees the new version, not a stale cache
     assert set(REQUIRED) <= set(train.column_names) and set(train.column_names) == set(COLUMNS)
     assert len(train) == 6 and len(set(train["QuestionId"])) == 6
     assert sorted(set(train["Version"])) == sorted([w.version, w2.version])
