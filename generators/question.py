@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-import prompts
 from llm.base import ChatRequest
-from llm.step import ParseError, chat_request
+from llm.step import ParseError, TemplateStep
 
 MAX_QUESTION_CHARS = 1500
 MAX_ANSWER_CHARS = 300
@@ -35,20 +34,12 @@ class GeneratedQuestion(BaseModel):
     @field_validator("subject", "construct_name", "correct_answer", "misconception_answer")
     @classmethod
     def _short_text(cls, v: str) -> str:
-        if not v:
-            raise ValueError("is empty")
-        if len(v) > MAX_ANSWER_CHARS:
-            raise ValueError(f"is longer than {MAX_ANSWER_CHARS} characters")
-        return v
+        return _bounded(v, 1, MAX_ANSWER_CHARS)
 
     @field_validator("question")
     @classmethod
     def _question(cls, v: str) -> str:
-        if len(v) < 10:
-            raise ValueError("is shorter than 10 characters")
-        if len(v) > MAX_QUESTION_CHARS:
-            raise ValueError(f"is longer than {MAX_QUESTION_CHARS} characters")
-        return v
+        return _bounded(v, 10, MAX_QUESTION_CHARS)
 
     @field_validator("other_wrong_answers")
     @classmethod
@@ -60,6 +51,16 @@ class GeneratedQuestion(BaseModel):
             if not isinstance(x, str) or not x or len(x) > MAX_ANSWER_CHARS:
                 raise ValueError("must be 2 non-empty short strings")
         return v
+
+
+def _bounded(v: str, shortest: int, longest: int) -> str:
+    if not v:
+        raise ValueError("is empty")
+    if len(v) < shortest:
+        raise ValueError(f"is shorter than {shortest} characters")
+    if len(v) > longest:
+        raise ValueError(f"is longer than {longest} characters")
+    return v
 
 
 # Written by hand rather than from pydantic: no length bounds, which would blow up a GBNF grammar.
@@ -121,18 +122,14 @@ def validation_reason(e: ValidationError) -> str:
     return f"invalid field: {field} {message}"
 
 
-class QuestionGenerator:
+class QuestionGenerator(TemplateStep):
     name = "generate"
-
-    def __init__(self, temperature: float = 0.8, max_tokens: int = 400):
-        self.template = prompts.load("generate")
-        self.version = self.template.version
-        self.temperature, self.max_tokens = temperature, max_tokens
+    temperature = 0.8
+    max_tokens = 400
+    json_schema = JSON_SCHEMA
 
     def prompt(self, target: Target) -> ChatRequest:
-        system, user = self.template.render(shots=target.shots, misconception=target.misconception_name)
-        return chat_request(system, user, max_tokens=self.max_tokens, temperature=self.temperature,
-                            seed=target.seed, json_schema=JSON_SCHEMA)
+        return self.request(target.seed, shots=target.shots, misconception=target.misconception_name)
 
     def parse(self, target: Target, text: str) -> GeneratedQuestion:
         data = parse_json_object(text)

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 
-import prompts
 from generators.question import GeneratedQuestion, Target, parse_json_object
 from llm.base import ChatRequest
-from llm.step import ParseError, chat_request
+from llm.step import ParseError, TemplateStep
 
 MIN_CHARS, MAX_CHARS = 30, 600
 JSON_SCHEMA = {
@@ -25,21 +24,17 @@ JSON_SCHEMA = {
 _LABEL = re.compile(r"^\s*(rationale|explanation|reasoning)\s*:\s*", re.IGNORECASE)
 
 
-class RationaleWriter:
+class RationaleWriter(TemplateStep):
     name = "teach"
-
-    def __init__(self, temperature: float = 0.3, max_tokens: int = 250):
-        self.template = prompts.load("teach")
-        self.version = self.template.version
-        self.temperature, self.max_tokens = temperature, max_tokens
+    temperature = 0.3
+    max_tokens = 250
+    json_schema = JSON_SCHEMA
 
     def prompt(self, row: tuple[Target, GeneratedQuestion]) -> ChatRequest:
         target, item = row
-        system, user = self.template.render(
-            question=item.question, correct_answer=item.correct_answer,
-            misconception_answer=item.misconception_answer, misconception=target.misconception_name)
-        return chat_request(system, user, max_tokens=self.max_tokens, temperature=self.temperature,
-                            seed=target.seed, json_schema=JSON_SCHEMA)
+        return self.request(target.seed, question=item.question, correct_answer=item.correct_answer,
+                            misconception_answer=item.misconception_answer,
+                            misconception=target.misconception_name)
 
     def parse(self, row: tuple[Target, GeneratedQuestion], text: str) -> str:
         value = parse_json_object(text).get("rationale")

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-import prompts
 from generators.question import GeneratedQuestion, Target, parse_json_object, validation_reason
 from llm.base import ChatRequest
-from llm.step import ParseError, chat_request
+from llm.step import ParseError, TemplateStep
 
 # The reason comes first (the judge reasons, then scores) and is bounded, so it cannot ramble on.
 REASON_MAX_CHARS = 200
@@ -40,19 +39,15 @@ class Verdict(BaseModel):
         return v[:REASON_MAX_CHARS]
 
 
-class LLMJudge:
+class LLMJudge(TemplateStep):
     name = "judge"
-
-    def __init__(self, temperature: float = 0.0, max_tokens: int = 120):
-        self.template = prompts.load("judge")
-        self.version = self.template.version
-        self.temperature, self.max_tokens = temperature, max_tokens
+    temperature = 0.0
+    max_tokens = 120
+    json_schema = JSON_SCHEMA
 
     def prompt(self, row: tuple[Target, GeneratedQuestion]) -> ChatRequest:
         target, item = row
-        system, user = self.template.render(misconception=target.misconception_name, **item.model_dump(by_alias=True))
-        return chat_request(system, user, max_tokens=self.max_tokens, temperature=self.temperature,
-                            seed=target.seed, json_schema=JSON_SCHEMA)
+        return self.request(target.seed, misconception=target.misconception_name, **item.model_dump(by_alias=True))
 
     def parse(self, row: tuple[Target, GeneratedQuestion], text: str) -> Verdict:
         data = parse_json_object(text)

@@ -77,3 +77,31 @@ def run_step(step: LLMStep[Any, T], backend: Backend, row: Any, usage: Usage, ma
 
 def chat_request(system: str, user: str, **kwargs: Any) -> ChatRequest:
     return ChatRequest(messages=(("system", system), ("user", user)), **kwargs)
+
+
+class TemplateStep:
+    """Base for a step whose prompt is the template pair ``prompts/<name>.{system,user}.j2``.
+
+    Subclasses set ``name``, the sampling defaults and ``json_schema``, and
+    implement ``prompt(row)`` (usually one call to :meth:`request`) and ``parse``.
+    """
+
+    name: str
+    temperature: float = 0.7
+    max_tokens: int = 256
+    json_schema: dict | None = None
+
+    def __init__(self, temperature: float | None = None, max_tokens: int | None = None):
+        import prompts
+
+        self.template = prompts.load(self.name)
+        self.version = self.template.version
+        if temperature is not None:
+            self.temperature = temperature
+        if max_tokens is not None:
+            self.max_tokens = max_tokens
+
+    def request(self, seed: int, **context: Any) -> ChatRequest:
+        system, user = self.template.render(**context)
+        return chat_request(system, user, max_tokens=self.max_tokens, temperature=self.temperature,
+                            seed=seed, json_schema=self.json_schema)
