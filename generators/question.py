@@ -8,6 +8,7 @@ it); :meth:`QuestionGenerator.parse` validates it into :class:`GeneratedQuestion
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -101,13 +102,25 @@ class Target:
     shots: tuple[Shot, ...]
 
 
+# LLMs often write LaTeX unescaped inside JSON strings: "\frac" then decodes as a form feed
+# followed by "rac", "\times" as a tab. A backslash that starts one of these commands is LaTeX.
+_LATEX = re.compile(
+    r"(?<!\\)\\(?=(?:frac|dfrac|tfrac|times|div|circ|sqrt|neq|leq|geq|le|ge|cdot|left|right|text|"
+    r"mathrm|mathbf|degree|pm|approx|angle|triangle|begin|end|quad|overline|underline|pi|theta|"
+    r"infty|sum|log|sin|cos|tan|hline|square|ldots|dots|prime|bmod|equiv|notin|in)(?![a-zA-Z]))")
+
+
+def escape_latex(text: str) -> str:
+    return _LATEX.sub(r"\\\\", text)
+
+
 def parse_json_object(text: str) -> dict:
     """The first JSON object in ``text`` (tolerating code fences or chatter around it)."""
     start = text.find("{")
     if start < 0:
         raise ParseError("no JSON object in output")
     try:
-        value, _ = json.JSONDecoder().raw_decode(text[start:])
+        value, _ = json.JSONDecoder().raw_decode(escape_latex(text[start:]))
     except json.JSONDecodeError as e:
         raise ParseError(f"invalid JSON: {e.msg}") from None
     if not isinstance(value, dict):

@@ -51,11 +51,10 @@ def test_one_small_cluster_end_to_end(tmp_path, data_dir, small_cluster):
     assert record["models"]["generator"]["weights_sha256"].startswith("1d9614638d18")
     assert set(record["prompt_versions"]) == {"generate", "judge", "teach"}
 
-    rows = []
-    if record["counts"]["kept"]:
-        kept = load_dataset(str(store), split="train")
-        assert set(REQUIRED) <= set(kept.column_names)
-        rows = kept.to_list()
+    assert record["counts"]["kept"] >= 1  # sampling is seeded, so this is deterministic on one machine
+    kept = load_dataset(str(store), split="train")
+    assert set(REQUIRED) <= set(kept.column_names)
+    rows = kept.to_list()
     if record["counts"]["rejected"]:
         rejected = load_dataset(str(store), split="rejected")
         assert all(r["RejectStage"] and r["RejectReason"] for r in rejected)
@@ -73,14 +72,14 @@ def test_one_small_cluster_end_to_end(tmp_path, data_dir, small_cluster):
 def test_sigkill_then_rerun_finishes_without_duplicates(tmp_path, data_dir, small_cluster):
     cluster, targets = small_cluster
     store = tmp_path / "store"
-    cmd = synth_command(data_dir, store, cluster, "--per-misconception", "3", "--seed", "7")
+    cmd = synth_command(data_dir, store, cluster, "--per-misconception", "2", "--seed", "7")
     journal = store / ".journal"
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
         lines = sum(f.read_text().count("\n") for f in journal.glob("*.jsonl")) if journal.is_dir() else 0
-        if lines >= 2:
+        if lines >= 1:
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed"
@@ -96,5 +95,5 @@ def test_sigkill_then_rerun_finishes_without_duplicates(tmp_path, data_dir, smal
     statuses = sorted(v["status"] for v in s.versions())
     s.close()
     assert len(qids) == len(set(qids)), "duplicate QuestionId"
-    assert len(keys) == len(set(keys)) == 3 * len(targets), "every item exactly once"
+    assert len(keys) == len(set(keys)) == 2 * len(targets), "every item exactly once"
     assert statuses == ["complete", "interrupted"]

@@ -42,6 +42,15 @@ def test_malformed_outputs_raise_parse_error_with_reason(text, reason):
         parse(text)
 
 
+def test_unescaped_latex_in_json_strings_is_kept_as_latex():
+    from generators.question import parse_json_object
+
+    raw = r'{"reason": "The answer \frac{1}{2} \times 3 is right,\nnot \neq 2", "escaped": "\\frac{1}{3}"}'
+    value = parse_json_object(raw)
+    assert value["reason"] == "The answer \\frac{1}{2} \\times 3 is right,\nnot \\neq 2"
+    assert value["escaped"] == "\\frac{1}{3}"
+
+
 def test_judge_parse():
     item = GeneratedQuestion(**GOOD)
     judge = LLMJudge()
