@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 from eedi import resolve_data_dir
 from generators import QuestionGenerator

@@ -3,6 +3,12 @@ from llm.base import Backend, BackendError, ChatRequest, ChatResponse, ModelIden
 from llm.models import DEFAULT_PRESET, PRESETS, cache_dir, resolve_model
 
 
+def identify(spec: str) -> ModelIdentity:
+    """The identity a backend for ``spec`` will report, without loading the model."""
+    model = resolve_model(spec)
+    return ModelIdentity(name=model.name, weights=model.sha256, backend="llama.cpp")
+
+
 def open_backend(spec: str, n_ctx: int = 4096) -> Backend:
     """A backend for a model spec: a preset name (``qwen2.5-coder-0.5b``) or a ``.gguf`` path."""
     from llm.llamacpp import LlamaCppBackend
@@ -11,4 +17,4 @@ def open_backend(spec: str, n_ctx: int = 4096) -> Backend:
 
 
 __all__ = ["Backend", "BackendError", "ChatRequest", "ChatResponse", "DEFAULT_PRESET", "ModelIdentity",
-           "PRESETS", "Usage", "cache_dir", "open_backend", "resolve_model"]
+           "PRESETS", "Usage", "cache_dir", "identify", "open_backend", "resolve_model"]

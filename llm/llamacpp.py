@@ -22,7 +22,7 @@ class LlamaCppBackend:
         except ImportError:
             raise BackendError(
                 "llama-cpp-python is not installed (pip install 'misconception-factory[cpu]')") from None
-        model = resolve_model(spec)
+        model = resolve_model(spec)  # cached: assembly and hashing happen once
         self.identity = ModelIdentity(name=model.name, weights=model.sha256, backend="llama.cpp")
         try:
             self._llm = Llama(model_path=str(model.path), n_ctx=n_ctx,

@@ -20,7 +20,7 @@ from eedi import EediData, load_eedi
 from embeddings import Clustering, Embedder, cluster_misconceptions
 from generators import GeneratedQuestion, QuestionGenerator, RationaleWriter, ShotPicker, Target
 from judges import LLMJudge, NearDuplicateIndex, check_options
-from llm import Backend, Usage, cache_dir, open_backend
+from llm import Backend, Usage, cache_dir, identify, open_backend
 from llm.step import run_step
 from pipelines.config import SynthConfig
 from pipelines.report import Progress, summary_table
@@ -209,9 +209,7 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     store = DatasetStore.open(config.store)
     backends: dict[str, Backend] = {}
     try:
-        backends = open_backends(config)
-        factory = Factory(config, world, backends)
-        generator_name = factory.models["generator"]
+        generator_name = str(identify(config.generator_model))
         done, _ = store.stored_keys()
         todo = [t for t in targets if item_key(t, generator_name) not in done]
         skipped = len(targets) - len(todo)
@@ -220,6 +218,10 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         if not todo:
             out.write(f"nothing to do: {len(targets)} planned items, {skipped} already in {config.store}\n")
             return {"status": "nothing to do", "planned": len(targets), "skipped": skipped}
+        backends = open_backends(config)
+        factory = Factory(config, world, backends)
+        # Rows are keyed with the loaded backend's identity; skipping used the resolved one.
+        assert factory.models["generator"] == generator_name, (factory.models["generator"], generator_name)
         factory.check_templates(todo[0])
         factory.load_references(store)
         writer = store.new_version({

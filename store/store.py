@@ -283,8 +283,3 @@ class VersionWriter:
         _write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
         self.store.write_card()
         return self.record
-
-    def update(self, **extra) -> None:
-        """Rewrite the version record with progress fields (safe to call often)."""
-        self.record.update(extra)
-        _write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
