@@ -1,17 +1,18 @@
 """An LLM step is two methods: ``prompt(row) -> ChatRequest`` and ``parse(row, text) -> value``.
 
-:func:`run_step` asks the backend, parses, and on an invalid answer retries
-with a different seed, up to a bound; the LLM's output is untrusted input, so
+:func:`run_steps` asks the backend for a batch of rows, parses, and on an
+invalid answer retries with a different seed, up to a bound; the LLM's output is untrusted input, so
 ``parse`` validates everything and raises :class:`ParseError` with a short
 reason when it does not fit.
 """
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Protocol, TypeVar
+from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
 
-from llm.base import Backend, ChatRequest, Usage
+from llm.base import Backend, ChatRequest, ChatResponse, Usage
 
 T = TypeVar("T")
 Row = TypeVar("Row", contravariant=True)
@@ -45,34 +46,53 @@ class StepOutcome(Generic[T]):
         return self.error is None
 
 
+def run_steps(step: LLMStep[Any, T], backend: Backend, rows: Sequence[Any], usage: Usage, max_attempts: int = 3,
+              check: Callable[[T], str | None] | None = None) -> list[StepOutcome[T]]:
+    """Ask for every row at once, parse and (optionally) check; retry the invalid ones with a new seed.
+
+    Attempt ``k`` of every still-invalid row goes out as one batch (seed +
+    ``k * SEED_STRIDE``), so a batching engine sees them together and rows
+    keep the order given (shared prompt prefixes stay adjacent).  ``check``
+    returns a reason when a parsed value is unusable (a rule it breaks); such
+    an answer is retried like an unparsable one.  The outcome of each row is
+    independent of the others, so a re-run replaying cached answers ends the same.
+    """
+    started = time.perf_counter()
+    requests = [step.prompt(row) for row in rows]
+    outcomes: list[StepOutcome[T]] = [StepOutcome(None, "", "no attempt made", 0) for _ in rows]
+    pending = list(range(len(rows)))
+    try:
+        for attempt in range(max_attempts):
+            if not pending:
+                break
+            batch = [dataclasses.replace(requests[i], seed=requests[i].seed + attempt * SEED_STRIDE) for i in pending]
+            for j, response in backend.chat_many(batch):
+                i = pending[j]
+                usage.add(response, schema=requests[i].json_schema is not None)
+                outcomes[i] = _judge_answer(step, rows[i], response, requests[i].max_tokens, attempt + 1, check)
+                if not outcomes[i].ok:
+                    usage.fail(outcomes[i].error.split(":")[0])
+            pending = [i for i in pending if not outcomes[i].ok]
+    finally:
+        usage.wall_seconds += time.perf_counter() - started
+    return outcomes
+
+
+def _judge_answer(step, row, response: ChatResponse, max_tokens: int, attempts: int, check) -> StepOutcome:
+    try:
+        if response.finish_reason == "length":
+            raise ParseError(f"output cut at max_tokens={max_tokens}")
+        value = step.parse(row, response.text)
+    except ParseError as e:
+        return StepOutcome(None, response.text, str(e) or "invalid output", attempts)
+    problem = check(value) if check else None
+    return StepOutcome(value, response.text, problem, attempts, failed_check=problem is not None)
+
+
 def run_step(step: LLMStep[Any, T], backend: Backend, row: Any, usage: Usage, max_attempts: int = 3,
              check: Callable[[T], str | None] | None = None) -> StepOutcome[T]:
-    """Ask, parse and (optionally) check; retry with a new seed while the answer is invalid.
-
-    ``check`` returns a reason when a parsed value is unusable (a rule it breaks);
-    such an answer is retried like an unparsable one.
-    """
-    request = step.prompt(row)
-    raw, error, failed_check, value = "", "no attempt made", False, None
-    for attempt in range(max_attempts):
-        attempt_request = dataclasses.replace(request, seed=request.seed + attempt * SEED_STRIDE)
-        response = backend.chat(attempt_request)
-        usage.add(response)
-        raw = response.text
-        try:
-            if response.finish_reason == "length":
-                raise ParseError(f"output cut at max_tokens={request.max_tokens}")
-            value = step.parse(row, raw)
-        except ParseError as e:
-            error, failed_check, value = str(e) or "invalid output", False, None
-        else:
-            problem = check(value) if check else None
-            if problem is None:
-                return StepOutcome(value, raw, None, attempt + 1)
-            error, failed_check = problem, True
-        kind = error.split(":")[0]
-        usage.failures[kind] = usage.failures.get(kind, 0) + 1
-    return StepOutcome(value, raw, error, max_attempts, failed_check)
+    """:func:`run_steps` for one row."""
+    return run_steps(step, backend, [row], usage, max_attempts, check)[0]
 
 
 def chat_request(system: str, user: str, **kwargs: Any) -> ChatRequest:
@@ -104,4 +124,4 @@ class TemplateStep:
     def request(self, seed: int, **context: Any) -> ChatRequest:
         system, user = self.template.render(**context)
         return chat_request(system, user, max_tokens=self.max_tokens, temperature=self.temperature,
-                            seed=seed, json_schema=self.json_schema)
+                            seed=seed, json_schema=self.json_schema, prompt_version=self.version)

@@ -1,9 +1,13 @@
 """The factory engine: data -> clusters -> targets -> generate -> check -> judge -> teach -> store.
 
-Items flow one at a time through the steps, in cluster order, so that each
-cluster's many-shot prefix stays in the generator's KV cache and a kill loses
-at most the item in flight.  Every finished item, kept or rejected, is
-journalled before the next starts (see ``store``).
+Items go through the stages in batches, in plan (cluster) order: all
+generator requests of a batch, then all judge requests, then all teacher
+requests.  Requests that share a cluster's many-shot prefix therefore reach
+the engine next to each other (prefix-aware scheduling), and a batching
+engine sees them together.  Every LLM answer is persisted in the request
+cache as it arrives, and finished items are journalled in plan order at the
+end of each batch (see ``store``): a kill loses only computation in flight,
+and a re-run replays the cached answers and ends with the same rows.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Iterator, TextIO
 
 import numpy as np
 
@@ -20,8 +24,8 @@ from eedi import EediData, load_eedi
 from embeddings import Clustering, Embedder, cluster_misconceptions
 from generators import GeneratedQuestion, QuestionGenerator, RationaleWriter, ShotPicker, Target
 from judges import LLMJudge, NearDuplicateIndex, check_options
-from llm import Backend, Usage, cache_dir, identify, open_backend
-from llm.step import run_step
+from llm import Backend, BackendPool, RequestCache, Usage, cache_dir
+from llm.step import run_steps
 from pipelines.config import SynthConfig
 from pipelines.report import Progress, summary_table
 from store import DatasetStore, VersionWriter, now_iso
@@ -104,18 +108,34 @@ def list_clusters(world: World, min_real_rows: int, out: TextIO = sys.stdout, na
         out.write(f"{cid}\t{len(m)}\t{rows}\t{len(wanted.intersection(m))}\t{shown}\n")
 
 
+@dataclass
+class Item:
+    """One work item on its way through the stages."""
+
+    target: Target
+    row: dict
+    question: GeneratedQuestion | None = None
+    attempts: int = 0
+    vector: np.ndarray | None = None  # the question's embedding
+    reject: tuple[str, str, str] | None = None  # (stage, reason, raw LLM output)
+
+
 class Factory:
-    """One run: owns the backends, the steps, the near-duplicate index and the version writer."""
+    """One run: the backends, the steps, the near-duplicate indexes and the accounting."""
 
     def __init__(self, config: SynthConfig, world: World, backends: dict[str, Backend]):
         self.config, self.world, self.backends = config, world, backends
         self.generator, self.judge, self.teacher = QuestionGenerator(), LLMJudge(), RationaleWriter()
         self.steps = {"generator": self.generator, "judge": self.judge, "teacher": self.teacher}
-        self.usage = {role: Usage() for role in ROLES}
-        self.prompt_version = " ".join(f"{s.name}:{s.version}" for s in self.steps.values())
         self.models = {role: str(b.identity) for role, b in backends.items()}
-        self.dedup = NearDuplicateIndex(world.embedder, config.near_duplicate_threshold)
+        self.usage = {role: Usage(model=self.models[role]) for role in ROLES}
+        self.prompt_version = " ".join(f"{s.name}:{s.version}" for s in self.steps.values())
+        # Real questions: a generated copy is retried.  Kept synthetic ones: checked at commit, in plan
+        # order, so the outcome does not depend on which answers were computed in which run.
+        self.real_questions = NearDuplicateIndex(world.embedder, config.near_duplicate_threshold)
+        self.kept_questions = NearDuplicateIndex(world.embedder, config.near_duplicate_threshold)
         self.outcomes: Counter[str] = Counter()
+        self._vectors: dict[str, np.ndarray] = {}
 
     def check_templates(self, sample: Target) -> None:
         """Render every prompt once before the run: a template error stops it before any LLM call."""
@@ -127,10 +147,11 @@ class Factory:
 
     def load_references(self, store: DatasetStore) -> None:
         real = {p.QuestionId: p.QuestionText for p in self.world.data.train_pairs}
-        self.dedup.add_texts(list(real), list(real.values()), cache_tag="real-questions")
+        self.real_questions.add_texts(list(real), list(real.values()), cache_tag="real-questions")
         kept = store.read("train", ["QuestionId", "QuestionText"])
         if kept.num_rows:
-            self.dedup.add_texts(kept.column("QuestionId").to_pylist(), kept.column("QuestionText").to_pylist())
+            self.kept_questions.add_texts(kept.column("QuestionId").to_pylist(),
+                                          kept.column("QuestionText").to_pylist())
 
     def row(self, target: Target, writer: VersionWriter) -> dict:
         return {
@@ -144,72 +165,102 @@ class Factory:
             "RawOutput": "", "Rationale": "", "JudgeReason": "", "CreatedAt": now_iso(),
         }
 
-    def make(self, target: Target, writer: VersionWriter) -> str:
-        """Make one item and write it, kept or rejected. Returns the outcome label."""
-        row = self.row(target, writer)
-        attempts = 0
+    def embed(self, text: str) -> np.ndarray:
+        if text not in self._vectors:
+            self._vectors[text] = self.world.embedder.encode([text])[0]
+        return self._vectors[text]
 
-        def reject(stage: str, reason: str, raw: str = "") -> str:
-            row.update(RejectStage=stage, RejectReason=reason, RawOutput=raw[:4000], Attempts=attempts)
-            writer.append("rejected", row)
-            return f"{stage}: {reason.split(':')[0]}"
+    def make_batch(self, targets: list[Target], writer: VersionWriter, progress: Progress | None = None) -> list[str]:
+        """Make a batch of items and write each, kept or rejected, in plan order. Returns the outcome labels."""
+        items = [Item(t, self.row(t, writer)) for t in targets]
+        for stage in (self.generate, self.score, self.explain):
+            alive = [it for it in items if it.reject is None]
+            if alive:
+                stage(alive)
+            if progress:
+                progress.refresh()
+        outcomes = [self.commit(it, writer) for it in items]
+        self._vectors.clear()
+        return outcomes
 
-        def rules(item: GeneratedQuestion) -> str | None:
-            return check_options(item) or self.dedup.check(self.dedup.embed(item.question))
+    def generate(self, items: list[Item]) -> None:
+        def rules(q: GeneratedQuestion) -> str | None:
+            return check_options(q) or self.real_questions.check(self.embed(q.question))
 
-        gen = run_step(self.generator, self.backends["generator"], target, self.usage["generator"],
-                       self.config.max_attempts, check=rules)
-        attempts = gen.attempts
-        item: GeneratedQuestion | None = gen.value
-        if item is not None:
-            row.update(SubjectName=item.subject, ConstructName=item.construct_name, QuestionText=item.question,
-                       CorrectAnswerText=item.correct_answer, IncorrectAnswerText=item.misconception_answer,
-                       OtherAnswerTexts=item.other_wrong_answers)
-        if not gen.ok:
-            return reject("rules" if gen.failed_check else "generate", gen.error, gen.raw)
+        outcomes = run_steps(self.generator, self.backends["generator"], [it.target for it in items],
+                             self.usage["generator"], self.config.max_attempts, check=rules)
+        for it, gen in zip(items, outcomes):
+            it.attempts, it.question = gen.attempts, gen.value
+            if gen.value is not None:
+                q = gen.value
+                it.row.update(SubjectName=q.subject, ConstructName=q.construct_name, QuestionText=q.question,
+                              CorrectAnswerText=q.correct_answer, IncorrectAnswerText=q.misconception_answer,
+                              OtherAnswerTexts=q.other_wrong_answers)
+            if not gen.ok:
+                it.reject = ("rules" if gen.failed_check else "generate", gen.error, gen.raw)
 
-        verdict = run_step(self.judge, self.backends["judge"], (target, item), self.usage["judge"],
-                           self.config.max_attempts)
-        if not verdict.ok:
-            return reject("judge", f"invalid judge output: {verdict.error}", verdict.raw)
-        row.update(JudgeScore=float(verdict.value.score), JudgeReason=verdict.value.reason)
-        if verdict.value.score < self.config.min_score:
-            return reject("judge", f"score below {self.config.min_score:g}: {verdict.value.score}")
+    def score(self, items: list[Item]) -> None:
+        outcomes = run_steps(self.judge, self.backends["judge"], [(it.target, it.question) for it in items],
+                             self.usage["judge"], self.config.max_attempts)
+        for it, verdict in zip(items, outcomes):
+            if not verdict.ok:
+                it.reject = ("judge", f"invalid judge output: {verdict.error}", verdict.raw)
+                continue
+            it.row.update(JudgeScore=float(verdict.value.score), JudgeReason=verdict.value.reason)
+            if verdict.value.score < self.config.min_score:
+                it.reject = ("judge", f"score below {self.config.min_score:g}: {verdict.value.score}", "")
 
-        rationale = run_step(self.teacher, self.backends["teacher"], (target, item), self.usage["teacher"],
-                             self.config.max_attempts)
-        if not rationale.ok:
-            return reject("teach", rationale.error, rationale.raw)
-        row.update(Rationale=rationale.value, Attempts=attempts)
-        writer.append("train", row)
-        self.dedup.add([row["QuestionId"]], self.dedup.embed(item.question)[None, :])
-        return "kept"
+    def explain(self, items: list[Item]) -> None:
+        outcomes = run_steps(self.teacher, self.backends["teacher"], [(it.target, it.question) for it in items],
+                             self.usage["teacher"], self.config.max_attempts)
+        for it, rationale in zip(items, outcomes):
+            if rationale.ok:
+                it.row.update(Rationale=rationale.value)
+            else:
+                it.reject = ("teach", rationale.error, rationale.raw)
+
+    def commit(self, it: Item, writer: VersionWriter) -> str:
+        """Journal one finished item (the last check, against kept synthetic questions, happens here)."""
+        if it.reject is None:
+            vector = self.embed(it.question.question)
+            duplicate = self.kept_questions.check(vector)
+            if duplicate is None:
+                it.row.update(Attempts=it.attempts)
+                writer.append("train", it.row)
+                self.kept_questions.add([it.row["QuestionId"]], vector[None, :])
+                return "kept"
+            it.reject = ("rules", duplicate, "")
+        stage, reason, raw = it.reject
+        it.row.update(RejectStage=stage, RejectReason=reason, RawOutput=raw[:4000], Attempts=it.attempts)
+        writer.append("rejected", it.row)
+        return f"{stage}: {reason.split(':')[0]}"
 
     def usage_record(self) -> dict:
         return {role: u.as_dict() for role, u in self.usage.items()}
 
 
-def open_backends(config: SynthConfig) -> dict[str, Backend]:
-    specs = {"generator": config.generator_model, "judge": config.judge_model, "teacher": config.teacher_model}
-    backends: dict[str, Backend] = {}
-    try:
-        for role, spec in specs.items():
-            backends[role] = open_backend(spec, n_ctx=config.n_ctx)
-    except BaseException:
-        for b in backends.values():
-            b.close()
-        raise
-    return backends
+def batches(todo: list[Target], size: int) -> Iterator[list[Target]]:
+    for i in range(0, len(todo), size):
+        yield todo[i:i + size]
+
+
+def open_cache(config: SynthConfig) -> RequestCache | None:
+    return RequestCache(config.request_cache_path()) if config.request_cache else None
 
 
 def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> dict:
-    """Run the factory; returns the version record (or a record with status "nothing to do")."""
+    """Run the factory; returns the version record (or a record with status "nothing to do").
+
+    A backend that gives up (retries exhausted, circuit open, dead engine)
+    raises BackendError after the version is closed as "failed" with every
+    finished row kept; re-running the same command continues.
+    """
     world = prepare(config)
     targets = plan(world, config)
     store = DatasetStore.open(config.store)
-    backends: dict[str, Backend] = {}
+    pool = BackendPool(config.backend)
     try:
-        generator_name = str(identify(config.generator_model))
+        generator_name = str(pool.identify(config.generator_model))
         done, _ = store.stored_keys()
         todo = [t for t in targets if item_key(t, generator_name) not in done]
         skipped = len(targets) - len(todo)
@@ -218,9 +269,11 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         if not todo:
             out.write(f"nothing to do: {len(targets)} planned items, {skipped} already in {config.store}\n")
             return {"status": "nothing to do", "planned": len(targets), "skipped": skipped}
-        backends = open_backends(config)
+        pool.cache = open_cache(config)
+        specs = {"generator": config.generator_model, "judge": config.judge_model, "teacher": config.teacher_model}
+        backends = {role: pool.open(spec) for role, spec in specs.items()}
         factory = Factory(config, world, backends)
-        # Rows are keyed with the loaded backend's identity; skipping used the resolved one.
+        # Rows are keyed with the opened backend's identity; skipping used the same one.
         assert factory.models["generator"] == generator_name, (factory.models["generator"], generator_name)
         factory.check_templates(todo[0])
         factory.load_references(store)
@@ -238,10 +291,10 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         started = time.perf_counter()
         status = "failed"
         try:
-            for target in todo:
-                outcome = factory.make(target, writer)
-                factory.outcomes[outcome] += 1
-                progress.update(outcome)
+            for batch in batches(todo, config.effective_batch_size()):
+                for outcome in factory.make_batch(batch, writer, progress):
+                    factory.outcomes[outcome] += 1
+                    progress.update(outcome)
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -249,11 +302,24 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         finally:
             progress.close()
             elapsed = time.perf_counter() - started
-            record = writer.finish(status, usage=factory.usage_record(), seconds=round(elapsed, 1),
+            record = writer.finish(status, usage=factory.usage_record(), usage_by_model=usage_by_model(factory.usage),
+                                   seconds=round(elapsed, 1),
                                    items_per_minute=round(sum(factory.outcomes.values()) / elapsed * 60, 2))
             out.write(summary_table(record, factory.usage, store.read("train", ["QuestionId"]).num_rows))
         return record
     finally:
-        for b in backends.values():
-            b.close()
+        pool.close()
         store.close()
+
+
+def usage_by_model(usage: dict[str, Usage]) -> dict[str, dict]:
+    """The stages' accounting summed per model."""
+    totals: dict[str, Usage] = {}
+    for u in usage.values():
+        t = totals.setdefault(u.model, Usage(model=u.model))
+        for name in ("requests", "replayed", "prompt_tokens", "cached_prompt_tokens", "completion_tokens",
+                     "structured", "parsed", "retries", "seconds", "computed_tokens", "wall_seconds"):
+            setattr(t, name, getattr(t, name) + getattr(u, name))
+        for kind, n in u.failures.items():
+            t.failures[kind] = t.failures.get(kind, 0) + n
+    return {m: u.as_dict() for m, u in totals.items()}

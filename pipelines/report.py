@@ -19,11 +19,19 @@ class Progress:
 
     def update(self, outcome: str) -> None:
         self.counts["kept" if outcome == "kept" else "rejected"] += 1
-        completion = sum(u.completion_tokens for u in self.usage.values())
-        seconds = sum(u.seconds for u in self.usage.values())
-        self.bar.set_postfix(kept=self.counts["kept"], rejected=self.counts["rejected"],
-                             tok_s=f"{completion / seconds:.1f}" if seconds else "-", refresh=False)
+        self.bar.set_postfix(kept=self.counts["kept"], rejected=self.counts["rejected"], tok_s=self._rate(),
+                             refresh=False)
         self.bar.update(1)
+
+    def refresh(self) -> None:
+        """Show the current tokens/s between items (a batch's stages take a while)."""
+        self.bar.set_postfix(kept=self.counts["kept"], rejected=self.counts["rejected"], tok_s=self._rate(),
+                             refresh=True)
+
+    def _rate(self) -> str:
+        computed = sum(u.computed_tokens for u in self.usage.values())
+        seconds = sum(u.seconds for u in self.usage.values())
+        return f"{computed / seconds:.1f}" if seconds else "-"
 
     def close(self) -> None:
         self.bar.close()
@@ -46,9 +54,13 @@ def summary_table(record: dict, usage: dict[str, Usage], store_rows: int) -> str
         lines.append("  rejects by reason:")
         width = max(map(len, reasons))
         lines += [f"    {r:<{width}}  {n}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])]
-    lines.append(f"  {'stage':<10}{'requests':>9}{'prompt tok':>12}{'output tok':>12}{'tok/s':>8}{'seconds':>9}")
+    lines.append(f"  {'stage':<10}{'requests':>9}{'replayed':>9}{'prompt tok':>11}{'cached':>8}{'output tok':>11}"
+                 f"{'tok/s':>7}{'retries':>8}{'wall s':>8}  model")
     for role, u in usage.items():
-        lines.append(f"  {role:<10}{u.requests:>9}{u.prompt_tokens:>12}{u.completion_tokens:>12}"
-                     f"{u.tokens_per_second():>8.1f}{u.seconds:>9.0f}")
+        lines.append(f"  {role:<10}{u.requests:>9}{u.replayed:>9}{u.prompt_tokens:>11}{u.cached_prompt_tokens:>8}"
+                     f"{u.completion_tokens:>11}{u.tokens_per_second():>7.1f}{u.retries:>8}{u.wall_seconds:>8.0f}"
+                     f"  {u.model}")
+        if u.failures:
+            lines.append(f"  {'':<10}failures: " + ", ".join(f"{k} {n}" for k, n in u.failures.items()))
     lines.append(f"  store now holds {store_rows} kept rows; shards added: {len(record.get('shards', []))}")
     return "\n".join(lines) + "\n"

@@ -5,8 +5,12 @@ Examples:
   python -m pipelines.synth --cluster all --data-dir data/eedi --store synth-store
   python -m pipelines.synth --cluster 12 --cluster 40 --per-misconception 2 --limit 20
 
+  python -m pipelines.synth --cluster all --base-url http://127.0.0.1:8000/v1 --concurrency 16
+  python -m pipelines.synth --cluster all --engine vllm --model Qwen/Qwen2.5-7B-Instruct
+
 Re-running the same command continues a killed run: items already in the
-store (kept or rejected) are skipped.
+store (kept or rejected) are skipped, and LLM answers already received are
+replayed from the request cache.
 """
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ from pathlib import Path
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
 from judges import NEAR_DUPLICATE_THRESHOLD
-from llm import DEFAULT_PRESET, PRESETS, BackendError
+from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
+from llm.openai_backend import STRUCTURED_MODES
 from pipelines.config import DEFAULT_MIN_SCORE, DEFAULT_SHOTS, SynthConfig
 from prompts import TemplateError
 from store import StoreError
@@ -63,15 +68,52 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--store", default="synth-store", metavar="DIR",
                     help="dataset store folder, created if missing; each run adds a version (default ./synth-store)")
     io.add_argument("--no-progress", action="store_true", help="no progress bar")
+    io.add_argument("--push-to-hub", metavar="ORG/NAME",
+                    help="after the run, push its version to this Hub dataset repository as one commit tagged "
+                         "with the version id (token from $HF_TOKEN; see python -m pipelines.publish)")
 
-    llm = p.add_argument_group("models", f"a model is a preset ({models}) or a path to a .gguf file")
-    llm.add_argument("--generator-model", default=DEFAULT_PRESET, metavar="MODEL",
-                     help=f"writes the questions (default {DEFAULT_PRESET})")
-    llm.add_argument("--judge-model", default=DEFAULT_PRESET, metavar="MODEL",
-                     help=f"scores each item 0-10 (default {DEFAULT_PRESET})")
-    llm.add_argument("--teacher-model", default=DEFAULT_PRESET, metavar="MODEL",
-                     help=f"writes the rationale of kept items (default {DEFAULT_PRESET})")
-    llm.add_argument("--n-ctx", type=_positive, default=4096, metavar="N", help="context length in tokens (default 4096)")
+    llm = p.add_argument_group(
+        "models and backends",
+        f"Default: the embedded model ({DEFAULT_PRESET}) on llama.cpp's OpenAI-compatible server, started on "
+        f"127.0.0.1 for the run. For the embedded engine a model is a preset ({models}) or a .gguf path; with "
+        "--base-url it is the name the server serves (default: the first it lists); with --engine vllm a "
+        "Hugging Face id or folder.")
+    llm.add_argument("--engine", choices=ENGINES, default=None,
+                     help="embedded (default), openai (a running OpenAI-compatible server; implied by --base-url) "
+                          "or vllm (in-process, needs the [gpu] extra)")
+    llm.add_argument("--base-url", metavar="URL",
+                     help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vllm serve, "
+                          "python -m llama_cpp.server, https://api.openai.com/v1)")
+    llm.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                     help="environment variable holding the API key (default OPENAI_API_KEY)")
+    llm.add_argument("--model", metavar="MODEL", help="the model of all three roles (each can be overridden below)")
+    llm.add_argument("--generator-model", metavar="MODEL", help="writes the questions")
+    llm.add_argument("--judge-model", metavar="MODEL", help="scores each item 0-10")
+    llm.add_argument("--teacher-model", metavar="MODEL", help="writes the rationale of kept items")
+    llm.add_argument("--model-revision", default="", metavar="REV",
+                     help="recorded as the weights' identity of server or vLLM models (e.g. a commit hash); "
+                          "part of the request-cache key")
+    llm.add_argument("--concurrency", type=_positive, metavar="N",
+                     help="requests in flight (default 1 for the embedded server, which answers one at a time; 8 otherwise)")
+    llm.add_argument("--batch-size", type=_positive, metavar="N",
+                     help="items per batch: each stage sends a batch's requests together, in cluster order "
+                          "(default 4 x concurrency)")
+    llm.add_argument("--request-timeout", type=float, default=300.0, metavar="S",
+                     help="seconds per request attempt before it is retried (default 300)")
+    llm.add_argument("--max-retries", type=int, default=6, metavar="N",
+                     help="retries of a request on 429, 5xx, timeouts, dropped connections, malformed bodies; "
+                          "after that (or 10 failures in a row) the run stops, keeping its rows (default 6)")
+    llm.add_argument("--structured-output", choices=STRUCTURED_MODES, default="auto",
+                     help="how to send the JSON schema: OpenAI json_schema, llama.cpp json_object+schema, or off "
+                          "(parse and validate only); auto tries them in that order (default auto)")
+    llm.add_argument("--request-cache", metavar="FILE",
+                     help="sqlite file of LLM answers, replayed on re-runs (default STORE/.cache/requests.sqlite)")
+    llm.add_argument("--no-request-cache", action="store_true",
+                     help="do not record or replay LLM answers (a killed run then recomputes its batch in flight)")
+    llm.add_argument("--vllm-gpu-memory", type=float, default=0.85, metavar="F",
+                     help="vLLM gpu_memory_utilization (default 0.85)")
+    llm.add_argument("--n-ctx", type=_positive, default=4096, metavar="N",
+                     help="context length of the embedded server in tokens (default 4096)")
 
     q = p.add_argument_group("generation and quality")
     q.add_argument("--shots", type=int, default=DEFAULT_SHOTS, metavar="N",
@@ -99,14 +141,22 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     clusters = None
     if args.cluster and "all" not in args.cluster:
         clusters = [int(c) for c in args.cluster]
+    backend = BackendOptions(
+        engine=args.engine or ("openai" if args.base_url else "embedded"), base_url=args.base_url,
+        api_key_env=args.api_key_env, revision=args.model_revision, n_ctx=args.n_ctx,
+        concurrency=args.concurrency, timeout=args.request_timeout, max_retries=args.max_retries,
+        structured=args.structured_output, vllm_args={"gpu_memory_utilization": args.vllm_gpu_memory})
     cfg = SynthConfig(
         data_dir=resolve_data_dir(args.data_dir), store=Path(args.store), clusters=clusters,
         per_misconception=args.per_misconception, limit=args.limit, seed=args.seed,
-        generator_model=args.generator_model, judge_model=args.judge_model, teacher_model=args.teacher_model,
+        generator_model=args.generator_model or args.model, judge_model=args.judge_model or args.model,
+        teacher_model=args.teacher_model or args.model,
         shots=args.shots, min_score=args.min_score, min_real_rows=args.min_real_rows,
-        max_attempts=args.max_attempts,
+        max_attempts=args.max_attempts, backend=backend, batch_size=args.batch_size,
+        request_cache=not args.no_request_cache,
+        request_cache_file=Path(args.request_cache) if args.request_cache else None,
         cluster=ClusterParams(min_cluster_size=args.min_cluster_size, attach_threshold=args.attach_threshold),
-        n_ctx=args.n_ctx, progress=not args.no_progress)
+        progress=not args.no_progress)
     if args.near_duplicate is not None:
         cfg.near_duplicate_threshold = args.near_duplicate
     return cfg
@@ -122,15 +172,23 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from pipelines import factory  # heavy imports after argument checks, so --help is fast
 
-    config = config_from_args(args)
     try:
+        config = config_from_args(args)
         if args.list_clusters:
             factory.list_clusters(factory.prepare(config), config.min_real_rows)
             return 0
+        # --push-to-hub: check the repository id and the token before the run, push after it
+        from pipelines import publish
+        if args.push_to_hub and publish.preflight_cli(args.push_to_hub):
+            return 2
         record = factory.run(config)
+        if args.push_to_hub and record["status"] == "complete":
+            return publish.push_cli(config.store, record["id"], args.push_to_hub)
         return 0 if record["status"] in ("complete", "nothing to do") else 1
     except (*USER_ERRORS, factory.ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
+        if isinstance(e, BackendError) and not args.list_clusters:
+            print("the rows made so far are kept; re-run the same command to continue", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to continue where it stopped", file=sys.stderr)

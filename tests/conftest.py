@@ -45,3 +45,15 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 600):
 
     return subprocess.run([sys.executable, "-m", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama.cpp's OpenAI-compatible server with the embedded 0.5B model on 127.0.0.1, as a user starts it by hand."""
+    from llm import DEFAULT_PRESET, resolve_model
+    from llm.server import LlamaServer
+
+    model = resolve_model(DEFAULT_PRESET)
+    server = LlamaServer(model.path, alias="qwen-0.5b", n_ctx=4096, log_dir=tmp_path_factory.mktemp("server"))
+    with server:
+        yield server

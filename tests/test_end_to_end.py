@@ -1,24 +1,32 @@
-"""python -m pipelines.synth end to end with the real embedded models, and resume after SIGKILL."""
+"""python -m pipelines.synth end to end with the real embedded models: the default engine, kill and resume.
+
+The pipeline starts llama.cpp's server itself here (the embedded default).
+A run killed with SIGKILL and run again must finish every item exactly once,
+replay the LLM answers it had already received, and end with the same kept
+rows as an uninterrupted run over the same answers.
+"""
 import json
 import os
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
-from datasets import load_dataset
 
 from pipelines.config import SynthConfig
 from pipelines.factory import prepare
 from store import DatasetStore
 from tests.conftest import REPO
-from tests.test_store import REQUIRED
 
 pytestmark = pytest.mark.llm
+CONTENT = ["ItemKey", "QuestionText", "CorrectAnswerText", "IncorrectAnswerText", "OtherAnswerTexts", "JudgeScore",
+           "Rationale"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_cluster(data_dir):
     """The first cluster with 2 targets and real rows of its own (so its shots come from it)."""
     world = prepare(SynthConfig(data_dir=data_dir))
@@ -32,68 +40,95 @@ def small_cluster(data_dir):
 
 def synth_command(data_dir, store, cluster, *extra):
     return [sys.executable, "-m", "pipelines.synth", "--cluster", str(cluster), "--store", str(store),
-            "--data-dir", str(data_dir), "--no-progress", "--n-ctx", "3072", *extra]
+            "--data-dir", str(data_dir), "--no-progress", "--n-ctx", "3072", "--shots", "3", *extra]
 
 
-def test_one_small_cluster_end_to_end(tmp_path, data_dir, small_cluster):
-    cluster, targets = small_cluster
-    store = tmp_path / "store"
-    # --min-score 3: the 0.5B judge is harsh and noisy; the threshold itself is what is checked below.
-    cmd = synth_command(data_dir, store, cluster, "--per-misconception", "2", "--min-score", "3")
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "keep rate" in result.stdout and "items/minute" in result.stdout
-
-    versions = list((store / "versions").glob("*.json"))
-    record = json.loads(versions[0].read_text())
-    assert record["status"] == "complete" and record["attempted"] == 4
-    assert record["counts"]["kept"] + record["counts"]["rejected"] == 4
-    assert record["models"]["generator"]["weights_sha256"].startswith("1d9614638d18")
-    assert set(record["prompt_versions"]) == {"generate", "judge", "teach"}
-
-    assert record["counts"]["kept"] >= 1  # sampling is seeded, so this is deterministic on one machine
-    kept = load_dataset(str(store), split="train")
-    assert set(REQUIRED) <= set(kept.column_names)
-    rows = kept.to_list()
-    if record["counts"]["rejected"]:
-        rejected = load_dataset(str(store), split="rejected")
-        assert all(r["RejectStage"] and r["RejectReason"] for r in rejected)
-    for r in rows:
-        assert r["MisconceptionId"] in targets and r["ClusterId"] == cluster
-        assert r["JudgeScore"] >= 3 and r["JudgeReason"]
-        assert r["Rationale"].strip() and r["QuestionText"] and len(r["OtherAnswerTexts"]) == 2
-        assert r["GeneratorModel"].startswith("Qwen2.5-Coder-0.5B-Instruct-Q4_K_M@")
-        assert r["PromptVersion"].startswith("generate:") and r["Version"] == record["id"]
-
-    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and "nothing to do" in again.stdout
-
-
-def test_sigkill_then_rerun_finishes_without_duplicates(tmp_path, data_dir, small_cluster):
-    cluster, targets = small_cluster
-    store = tmp_path / "store"
-    cmd = synth_command(data_dir, store, cluster, "--per-misconception", "2", "--seed", "7")
+def journal_lines(store) -> int:
     journal = store / ".journal"
+    return sum(f.read_text().count("\n") for f in journal.glob("*.jsonl")) if journal.is_dir() else 0
+
+
+def cached_answers(store) -> int:
+    path = store / ".cache" / "requests.sqlite"
+    if not path.is_file():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=1) as db:
+            return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def rows(store, split="train"):
+    s = DatasetStore.open(store)
+    try:
+        table = s.read(split, None)
+        versions = s.versions()
+    finally:
+        s.close()
+    return sorted(table.to_pylist(), key=lambda r: r["ItemKey"]), versions
+
+
+def server_processes() -> set[int]:
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"llama_cpp.server" in f.read():
+                    found.add(int(pid))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, small_cluster):
+    cluster, targets = small_cluster
+    store = tmp_path / "killed"
+    cmd = synth_command(data_dir, store, cluster, "--batch-size", "1", "--seed", "7")
+    servers_before = server_processes()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 600
+    # Kill once the first item is journalled and the second has at least one answer in the request cache.
+    deadline, answers_at_first_item = time.monotonic() + 900, None
     while time.monotonic() < deadline and proc.poll() is None:
-        lines = sum(f.read_text().count("\n") for f in journal.glob("*.jsonl")) if journal.is_dir() else 0
-        if lines >= 1:
+        if answers_at_first_item is None and journal_lines(store) >= 1:
+            answers_at_first_item = cached_answers(store)
+        if answers_at_first_item is not None and cached_answers(store) > answers_at_first_item:
             break
         time.sleep(0.2)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stderr.read().decode()[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    time.sleep(1.0)
+    assert server_processes() <= servers_before, "the killed run left its llama.cpp server running"
 
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    s = DatasetStore.open(store)
-    table = s.read("train", ["QuestionId", "ItemKey"]), s.read("rejected", ["QuestionId", "ItemKey"])
-    qids = [q for t in table for q in t.column("QuestionId").to_pylist()]
-    keys = [k for t in table for k in t.column("ItemKey").to_pylist()]
-    statuses = sorted(v["status"] for v in s.versions())
-    s.close()
-    assert len(qids) == len(set(qids)), "duplicate QuestionId"
-    assert len(keys) == len(set(keys)) == 2 * len(targets), "every item exactly once"
-    assert statuses == ["complete", "interrupted"]
+    resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    kept, versions = rows(store)
+    rejected, _ = rows(store, "rejected")
+    everything = kept + rejected
+    assert len({r["QuestionId"] for r in everything}) == len(everything), "duplicate QuestionId"
+    assert sorted(r["MisconceptionId"] for r in everything) == sorted(targets), "every item exactly once"
+    assert sorted(v["status"] for v in versions) == ["complete", "interrupted"]
+    last = max(versions, key=lambda v: v["started"])
+    replayed = sum(u["replayed"] for u in last["usage"].values())
+    assert replayed >= 1, "the answers received before the kill were not replayed"
+
+    # An uninterrupted run over the same answers (a copy of the request cache) ends with the same rows.
+    reference = tmp_path / "reference"
+    (reference / ".cache").mkdir(parents=True)
+    shutil.copy(store / ".cache" / "requests.sqlite", reference / ".cache" / "requests.sqlite")
+    straight = subprocess.run(synth_command(data_dir, reference, cluster, "--seed", "7"), cwd=REPO,
+                              capture_output=True, text=True, timeout=900)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    ref_kept, ref_versions = rows(reference)
+    ref_rejected, _ = rows(reference, "rejected")
+    usage = ref_versions[0]["usage"]
+    assert all(u["replayed"] == u["requests"] for u in usage.values()), usage  # no LLM call was needed
+    pick = lambda rs: [{c: r[c] for c in CONTENT} for r in rs]  # noqa: E731
+    assert pick(ref_kept) == pick(kept)
+    assert [(r["ItemKey"], r["RejectStage"], r["RejectReason"]) for r in ref_rejected] == \
+           [(r["ItemKey"], r["RejectStage"], r["RejectReason"]) for r in rejected]
+    record = json.loads(next((reference / "versions").glob("*.json")).read_text())
+    assert record["models"]["generator"]["weights_sha256"].startswith("1d9614638d18")
+    assert record["models"]["generator"]["backend"] == "llama.cpp"

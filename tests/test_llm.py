@@ -1,11 +1,12 @@
-"""The real embedded LLM (Qwen2.5-Coder-0.5B-Instruct GGUF via llama.cpp) behind the backend interface."""
+"""The real embedded LLM (Qwen2.5-Coder-0.5B-Instruct GGUF) on llama.cpp's server, behind the backend interface."""
 import dataclasses
 
 import pytest
 
 from generators import QuestionGenerator, Target
-from llm import BackendError, Usage, open_backend, resolve_model
+from llm import BackendError, ModelIdentity, Usage, resolve_model
 from llm.models import PRESETS, sha256_file
+from llm.openai_backend import ClientOptions, OpenAIBackend
 from llm.step import run_step
 
 pytestmark = pytest.mark.llm
@@ -13,8 +14,9 @@ TARGET = Target(1, "Believes you add the denominators when adding fractions", 0,
 
 
 @pytest.fixture(scope="module")
-def backend():
-    b = open_backend("qwen2.5-coder-0.5b", n_ctx=2048)
+def backend(llama_server):
+    b = OpenAIBackend(llama_server.base_url, llama_server.alias, ModelIdentity("qwen-0.5b", "", "llama.cpp"),
+                      options=ClientOptions(structured="llama.cpp"))
     yield b
     b.close()
 
@@ -29,10 +31,6 @@ def test_bad_model_specs_are_one_line_errors(tmp_path):
         resolve_model("gpt-17")
     with pytest.raises(BackendError, match="file not found"):
         resolve_model(str(tmp_path / "missing.gguf"))
-    junk = tmp_path / "junk.gguf"
-    junk.write_bytes(b"not a gguf file")
-    with pytest.raises(BackendError, match="llama.cpp cannot load it"):
-        open_backend(str(junk))
 
 
 def test_schema_constrained_generation_parses(backend):
@@ -41,6 +39,7 @@ def test_schema_constrained_generation_parses(backend):
     assert outcome.ok, (outcome.error, outcome.raw)
     assert outcome.value.question and len(outcome.value.other_wrong_answers) == 2
     assert usage.requests == outcome.attempts and usage.completion_tokens > 0
+    assert usage.structured == usage.requests and usage.parsed == 0
 
 
 def test_invalid_output_is_retried_up_to_the_bound_then_rejected(backend):
@@ -53,3 +52,4 @@ def test_invalid_output_is_retried_up_to_the_bound_then_rejected(backend):
     assert not outcome.ok and outcome.attempts == 2 and usage.requests == 2
     assert outcome.error == "output cut at max_tokens=8"
     assert outcome.raw  # the raw text is kept for the reject row
+    assert usage.failures == {"output cut at max_tokens=8": 2}

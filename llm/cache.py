@@ -1,0 +1,112 @@
+"""The request cache: every LLM answer persisted (sqlite) under a key of the exact request; re-runs replay.
+
+The key is the sha256 of the canonical JSON of everything that decides the
+answer: the model identity (name, weights hash or revision, engine), the
+rendered messages, the sampling parameters including the seed, the JSON
+schema and the prompt templates' version.  A killed run loses no LLM work: on
+re-run, every request already answered is replayed from here and only the rest
+reach the LLM.  Only successful transport answers are stored (an unparsable
+answer is an answer: it is stored and replayed, so retries stay reproducible).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from llm.base import Backend, BackendError, ChatRequest, ChatResponse, ModelIdentity
+
+
+def canonical_request(identity: ModelIdentity, request: ChatRequest) -> dict:
+    return {
+        "model": {"name": identity.name, "weights": identity.weights, "backend": identity.backend},
+        "messages": [list(m) for m in request.messages],
+        "sampling": {"max_tokens": request.max_tokens, "temperature": request.temperature,
+                     "top_p": request.top_p, "seed": request.seed},
+        "json_schema": request.json_schema,
+        "prompt_version": request.prompt_version,
+    }
+
+
+def _dumps(value: dict) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(identity: ModelIdentity, request: ChatRequest) -> str:
+    return hashlib.sha256(_dumps(canonical_request(identity, request)).encode()).hexdigest()
+
+
+_FIELDS = ("text", "prompt_tokens", "completion_tokens", "finish_reason", "seconds",
+           "cached_prompt_tokens", "structured")
+
+
+class RequestCache:
+    """A sqlite file of ``key -> response``; each answer is committed as it arrives."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
+                             " request TEXT NOT NULL, response TEXT NOT NULL, created REAL NOT NULL)")
+        except sqlite3.Error as e:
+            raise BackendError(f"request cache {self.path}: {e}") from None
+
+    def get(self, key: str) -> ChatResponse | None:
+        row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            stored = json.loads(row[0])
+            return ChatResponse(**{k: stored[k] for k in _FIELDS}, replayed=True)
+        except (ValueError, KeyError, TypeError):
+            return None  # an unreadable entry is a miss; the new answer replaces it
+
+    def put(self, key: str, model: ModelIdentity, request: ChatRequest, response: ChatResponse) -> None:
+        """Store an answer (and its request, for audits and benchmarks), committed at once."""
+        stored = {k: getattr(response, k) for k in _FIELDS}
+        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                         (key, str(model), _dumps(canonical_request(model, request)), _dumps(stored), time.time()))
+
+    def requests(self) -> list[dict]:
+        """Every stored request in the order it was answered (canonical form, as keyed)."""
+        return [json.loads(r[0]) for r in self._db.execute("SELECT request FROM responses ORDER BY rowid")]
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedBackend:
+    """A backend wrapped so that answered requests are replayed and new answers are stored."""
+
+    def __init__(self, inner: Backend, cache: RequestCache):
+        self.inner, self.cache = inner, cache
+        self.identity = inner.identity
+
+    def chat_many(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, ChatResponse]]:
+        keys = [request_key(self.identity, r) for r in requests]
+        misses = []
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            if hit is None:
+                misses.append(i)
+            else:
+                yield i, hit
+        if misses:
+            for j, response in self.inner.chat_many([requests[i] for i in misses]):
+                i = misses[j]
+                self.cache.put(keys[i], self.identity, requests[i], dataclasses.replace(response, replayed=False))
+                yield i, response
+
+    def close(self) -> None:
+        self.inner.close()

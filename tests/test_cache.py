@@ -1,0 +1,61 @@
+"""The request cache's key: every field that decides an answer changes it; nothing else does."""
+import dataclasses
+
+import pytest
+
+from llm import ChatRequest, ChatResponse, ModelIdentity, RequestCache, request_key
+
+MODEL = ModelIdentity("Qwen2.5-Coder-0.5B-Instruct-Q4_K_M", "1d9614638d18", "llama.cpp")
+REQUEST = ChatRequest(messages=(("system", "You write questions."), ("user", "One about fractions.")),
+                      max_tokens=300, temperature=0.7, top_p=0.95, seed=42,
+                      json_schema={"type": "object", "properties": {"q": {"type": "string"}}},
+                      prompt_version="generate:abc123")
+
+
+def test_an_unchanged_request_has_the_same_key():
+    copy = ChatRequest(**{f.name: getattr(REQUEST, f.name) for f in dataclasses.fields(REQUEST)})
+    assert request_key(MODEL, REQUEST) == request_key(ModelIdentity(*dataclasses.astuple(MODEL)), copy)
+
+
+@pytest.mark.parametrize("change", [
+    {"messages": (("system", "You write questions."), ("user", "One about decimals."))},
+    {"messages": (("system", "You write questions!"), ("user", "One about fractions."))},
+    {"messages": (("user", "You write questions."), ("user", "One about fractions."))},
+    {"max_tokens": 301}, {"temperature": 0.8}, {"top_p": 0.9}, {"seed": 43},
+    {"json_schema": {"type": "object", "properties": {"q": {"type": "integer"}}}}, {"json_schema": None},
+    {"prompt_version": "generate:abc124"},
+])
+def test_changing_any_request_field_changes_the_key(change):
+    assert request_key(MODEL, dataclasses.replace(REQUEST, **change)) != request_key(MODEL, REQUEST)
+
+
+@pytest.mark.parametrize("change", [{"name": "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M"}, {"weights": "cc324af070c2"},
+                                    {"backend": "vllm"}])
+def test_changing_the_model_identity_changes_the_key(change):
+    assert request_key(dataclasses.replace(MODEL, **change), REQUEST) != request_key(MODEL, REQUEST)
+
+
+def test_responses_persist_across_connections(tmp_path):
+    path = tmp_path / "c" / "requests.sqlite"
+    cache = RequestCache(path)
+    key = request_key(MODEL, REQUEST)
+    answer = ChatResponse(text='{"q": "1/2 + 1/3?"}', prompt_tokens=120, completion_tokens=9, seconds=1.5,
+                          structured=True, retries=2, errors=("429", "timeout"))
+    assert cache.get(key) is None
+    cache.put(key, MODEL, REQUEST, answer)
+    cache.close()
+    again = RequestCache(path)
+    hit = again.get(key)
+    assert hit.replayed and hit.text == answer.text and hit.completion_tokens == 9 and hit.structured
+    assert hit.retries == 0 and hit.errors == ()  # transport history belongs to the original run's accounting
+    assert len(again) == 1
+    assert again.requests()[0]["messages"][1] == ["user", "One about fractions."]
+
+
+def test_an_unreadable_cache_file_is_a_one_line_error(tmp_path):
+    from llm import BackendError
+
+    bad = tmp_path / "requests.sqlite"
+    bad.write_bytes(b"this is not a sqlite database" * 100)
+    with pytest.raises(BackendError, match="request cache .*requests.sqlite"):
+        RequestCache(bad)
