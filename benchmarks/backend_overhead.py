@@ -6,8 +6,7 @@
     client.  Completion tokens/s of both; their ratio is the pipeline's overhead.
 (b) Sends the same requests with max_tokens=1 (prompt evaluation only) to fresh
     servers in the pipeline's order (prefix-aware: cluster by cluster, stage
-    by stage within a batch) and in a shuffled order, with the server's RAM
-    prompt cache on (as the pipeline runs it) and off; sums the prompt tokens
+    by stage within a batch) and in a shuffled order; sums the prompt tokens
     each server actually evaluated (from its log).
 
     python benchmarks/backend_overhead.py [--cluster 6] [--items 4] [--data-dir ../shared/data/eedi]
@@ -57,8 +56,8 @@ def main() -> None:
     model = resolve_model(DEFAULT_PRESET)
     work = Path(tempfile.mkdtemp(prefix="mf-bench-"))
 
-    def server(name: str, prompt_cache: bool = True) -> LlamaServer:
-        return LlamaServer(model.path, alias="bench", log_dir=work / name, prompt_cache=prompt_cache)
+    def server(name: str) -> LlamaServer:
+        return LlamaServer(model.path, alias="bench", log_dir=work / name)
 
     with server("pipeline") as s:
         config = SynthConfig(data_dir=resolve_data_dir(args.data_dir), store=work / "store", clusters=[args.cluster],
@@ -77,10 +76,9 @@ def main() -> None:
     shuffled = requests[:]
     random.Random(0).shuffle(shuffled)
     for label, order in (("prefix-aware (pipeline order)", requests), ("shuffled", shuffled)):
-        for cache in (True, False):
-            with server(f"prompt-{len(rows)}", prompt_cache=cache) as s:
-                _, seconds = send(s, order, max_tokens=1)
-                rows.append((label, "on" if cache else "off", sum(s.prompt_tokens_evaluated()), seconds))
+        with server(f"prompt-{len(rows)}") as s:
+            _, seconds = send(s, order, max_tokens=1)
+            rows.append((label, sum(s.prompt_tokens_evaluated()), seconds))
 
     pipeline_rate, raw_rate = pipeline_tokens / record["seconds"], raw_tokens / raw_seconds
     print(f"\n(a) pipeline against the raw server: {record['attempted']} items of cluster {args.cluster}, "
@@ -92,9 +90,9 @@ def main() -> None:
     sent = sum(u["prompt_tokens"] for u in usage.values())
     print(f"\n(b) prompt tokens evaluated for the same {len(requests)} requests ({sent} prompt tokens sent), "
           "prompt evaluation only")
-    print(f"{'order':<32}{'RAM prompt cache':>17}{'evaluated':>10}{'of sent':>9}{'seconds':>9}")
-    for label, cache, evaluated, seconds in rows:
-        print(f"{label:<32}{cache:>17}{evaluated:>10}{evaluated / sent:>9.0%}{seconds:>9.1f}")
+    print(f"{'order':<32}{'evaluated':>10}{'of sent':>9}{'seconds':>9}")
+    for label, evaluated, seconds in rows:
+        print(f"{label:<32}{evaluated:>10}{evaluated / sent:>9.0%}{seconds:>9.1f}")
 
 
 if __name__ == "__main__":

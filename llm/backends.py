@@ -96,7 +96,7 @@ class BackendPool:
         name = self.model_name(spec)
         if name not in self._engines:
             engine = self._start(name)
-            self._engines[name] = CachedBackend(engine, self.cache) if self.cache else engine
+            self._engines[name] = CachedBackend(engine, self.cache) if self.cache is not None else engine
         return self._engines[name]
 
     def _start(self, name: str) -> Backend:

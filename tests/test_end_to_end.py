@@ -115,11 +115,10 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     assert replayed >= 1, "the answers received before the kill were not replayed"
 
     # An uninterrupted run over the same answers (a copy of the request cache) ends with the same rows.
-    reference = tmp_path / "reference"
-    (reference / ".cache").mkdir(parents=True)
-    shutil.copy(store / ".cache" / "requests.sqlite", reference / ".cache" / "requests.sqlite")
-    straight = subprocess.run(synth_command(data_dir, reference, cluster, "--seed", "7"), cwd=REPO,
-                              capture_output=True, text=True, timeout=900)
+    reference, answers = tmp_path / "reference", tmp_path / "answers.sqlite"
+    shutil.copy(store / ".cache" / "requests.sqlite", answers)
+    straight = subprocess.run(synth_command(data_dir, reference, cluster, "--seed", "7", "--request-cache",
+                                            str(answers)), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert straight.returncode == 0, straight.stderr[-3000:]
     ref_kept, ref_versions = rows(reference)
     ref_rejected, _ = rows(reference, "rejected")
