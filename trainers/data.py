@@ -1,0 +1,189 @@
+"""Training examples: real pairs plus the synthetic rows of chosen dataset-store versions.
+
+Choosing versions (``--versions``):
+
+- ``latest``: the newest version that has kept rows;
+- ``all``: every version;
+- ``ID,ID,...``: those versions.
+
+Versions still ``running`` (a run writing now, or killed and not yet recovered) are
+never read.  ``since=V`` keeps only versions made after V (version ids start with their
+UTC start time, so id order is time order): retraining on new shards.  The store is
+read without taking its lock, so training can run while the factory adds a version.
+
+The mixing rule (``mix``):
+
+1. every real training row (the validation holdout removed) is used once;
+2. synthetic rows of held-out misconceptions are dropped, so validation misconceptions
+   stay unseen (a synthetic row may even copy a validation question shown as a shot);
+3. at most ``per_misconception`` synthetic rows per misconception, best ``JudgeScore``
+   first (ties by QuestionId);
+4. at most ``ratio`` x (real rows) synthetic rows in all, taken round-robin over
+   misconceptions (every misconception's best row before any second row), so a cap
+   keeps coverage rather than depth.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from eedi import Pair
+from store import DatasetStore, StoreError
+from trainers import TrainError
+
+SYNTH_COLUMNS = ("QuestionId", "SubjectName", "ConstructName", "QuestionText", "CorrectAnswerText",
+                 "IncorrectAnswerText", "MisconceptionId", "Rationale", "JudgeScore", "Version")
+REQUIRED_TEXT = ("QuestionText", "CorrectAnswerText", "IncorrectAnswerText")
+
+
+@dataclass(frozen=True)
+class Example:
+    key: str  # Pair.key for real rows, QuestionId for synthetic ones
+    source: str  # "real" or the synthetic row's version id
+    misconception_id: int
+    row: Any  # the Pair or the store row (dict); see trainers.texts
+
+
+@dataclass
+class SyntheticSelection:
+    """What was read from a store: which versions and shards, and their kept rows."""
+
+    store: Path | None = None
+    spec: str | None = None
+    since: str | None = None
+    versions: list[str] = field(default_factory=list)
+    shards: list[str] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    skipped_running: list[str] = field(default_factory=list)
+
+    def record(self) -> dict:
+        return {"store": str(self.store) if self.store else None, "versions_spec": self.spec,
+                "since": self.since, "versions": self.versions, "shards": self.shards,
+                "rows": len(self.rows), "skipped_running": self.skipped_running}
+
+
+def store_versions(store: Path) -> list[dict]:
+    """The version records of a store, oldest first, read without locking it."""
+    if not store.is_dir():
+        raise TrainError(f"{store}: store folder not found")
+    if not (store / "versions").is_dir():
+        raise TrainError(f"{store}: not a dataset store (no versions/ folder)")
+    try:
+        return DatasetStore(store).versions()
+    except StoreError as e:
+        raise TrainError(str(e)) from None
+
+
+def choose_versions(store: Path, records: list[dict], spec: str, since: str | None) -> tuple[list[dict], list[str]]:
+    """(chosen records, ids skipped because still running)."""
+    ids = [r.get("id") for r in records]
+    if since is not None:
+        if since not in ids:
+            raise TrainError(f"--since {since}: no such version in {store} (versions: {', '.join(ids) or 'none'})")
+        records = records[ids.index(since) + 1:]
+    running = [r["id"] for r in records if r.get("status") == "running"]
+    usable = [r for r in records if r.get("status") != "running"]
+    if spec == "all":
+        return usable, running
+    if spec == "latest":
+        with_rows = [r for r in usable if (r.get("counts") or {}).get("kept", 0) > 0]
+        return with_rows[-1:], running
+    wanted = [v.strip() for v in spec.split(",") if v.strip()]
+    if not wanted:
+        raise TrainError("--versions: expected latest, all or version ids separated by commas")
+    by_id = {r["id"]: r for r in records}
+    chosen = []
+    for v in wanted:
+        if v not in by_id:
+            where = f"after {since} " if since else ""
+            raise TrainError(f"--versions {v}: no such version {where}in {store}")
+        if by_id[v].get("status") == "running":
+            raise TrainError(f"--versions {v}: version is still running (or was killed: open the store to recover it)")
+        chosen.append(by_id[v])
+    return chosen, running
+
+
+def read_synthetic(store: Path, spec: str = "latest", since: str | None = None) -> SyntheticSelection:
+    """The kept rows of the chosen versions, with the shard files they came from."""
+    store = Path(store)
+    chosen, running = choose_versions(store, store_versions(store), spec, since)
+    selection = SyntheticSelection(store=store, spec=spec, since=since, skipped_running=running)
+    reader = DatasetStore(store)
+    for record in chosen:
+        selection.versions.append(record["id"])
+        for shard in reader.shard_files("train", record["id"]):
+            try:
+                schema = pq.read_schema(shard)
+                missing = [c for c in SYNTH_COLUMNS if c not in schema.names]
+                if missing:
+                    raise TrainError(f"{shard}: missing column {', '.join(missing)}")
+                rows = pq.read_table(shard, columns=list(SYNTH_COLUMNS)).to_pylist()
+            except OSError as e:
+                raise TrainError(f"{shard}: cannot read parquet: {str(e).splitlines()[0]}") from None
+            for i, row in enumerate(rows, start=1):
+                row["_shard"] = f"data/{shard.name}:{i}"
+            selection.shards.append(f"data/{shard.name}")
+            selection.rows.extend(rows)
+    return selection
+
+
+def real_examples(pairs: list[Pair]) -> list[Example]:
+    return [Example(p.key, "real", int(p.MisconceptionId), p) for p in pairs if p.MisconceptionId is not None]
+
+
+def synthetic_examples(rows: list[dict], misconceptions: dict[int, str]) -> list[Example]:
+    out = []
+    for row in rows:
+        where = row.get("_shard", row.get("QuestionId"))
+        mid = row.get("MisconceptionId")
+        if mid is None or int(mid) not in misconceptions:
+            raise TrainError(f"{where}: MisconceptionId {mid} is not in misconception_mapping.csv")
+        for name in REQUIRED_TEXT:
+            if not str(row.get(name) or "").strip():
+                raise TrainError(f"{where}: {name} is empty")
+        out.append(Example(str(row["QuestionId"]), str(row.get("Version") or "synthetic"), int(mid), row))
+    return out
+
+
+@dataclass(frozen=True)
+class MixRule:
+    per_misconception: int = 4  # synthetic rows per misconception at most
+    ratio: float = 1.0  # synthetic rows per real training row at most (math.inf: no limit)
+    seed: int = 0
+
+    def record(self) -> dict:
+        return {"synth_per_misconception": self.per_misconception,
+                "synth_ratio": None if math.isinf(self.ratio) else self.ratio, "seed": self.seed}
+
+
+def mix(real: list[Example], synthetic: list[Example], rule: MixRule,
+        held_out: set[int] = frozenset()) -> tuple[list[Example], dict]:
+    """Apply the mixing rule (module docstring); returns the examples and the counts at each step."""
+    pool = [e for e in synthetic if e.misconception_id not in held_out]
+    groups: dict[int, list[Example]] = {}
+    for e in pool:
+        groups.setdefault(e.misconception_id, []).append(e)
+    for mid, rows in groups.items():
+        rows.sort(key=lambda e: (-float(e.row.get("JudgeScore") or 0.0), e.key))
+        del rows[rule.per_misconception:]
+    order = sorted(groups, key=lambda m: hashlib.sha256(f"{rule.seed}:{m}".encode()).hexdigest())
+    capped = sum(len(v) for v in groups.values())
+    limit = capped if math.isinf(rule.ratio) else min(capped, int(rule.ratio * len(real)))
+    chosen: list[Example] = []
+    depth = 0
+    while len(chosen) < limit:
+        for mid in order:
+            if depth < len(groups[mid]) and len(chosen) < limit:
+                chosen.append(groups[mid][depth])
+        depth += 1
+    stats = {"real": len(real), "synthetic_read": len(synthetic),
+             "synthetic_dropped_held_out": len(synthetic) - len(pool),
+             "synthetic_after_cap": capped, "synthetic_used": len(chosen),
+             "synthetic_misconceptions": len({e.misconception_id for e in chosen}),
+             "total": len(real) + len(chosen)}
+    return real + chosen, stats
