@@ -257,8 +257,8 @@ def run(args: argparse.Namespace) -> int:
                               progress=not args.no_progress, log=_log)
     write_card(out / "retriever", {
         "kind": "retriever", "finished": now_iso(),
-        "base": {"name": rresult.base.name, "path": str(rresult.base), "kind": rresult.kind},
-        **common, "hyperparameters": rconf.record(), "validation": rresult.history,
+        "base": {"name": _retriever_name(rconf.base, rresult.base), "path": str(rresult.base), "kind": rresult.kind},
+        **common, "hyperparameters": {**rconf.record(), "base": str(rresult.base)}, "validation": rresult.history,
         "timings": {"mine_and_first_validation_s": rresult.mine_seconds, "train_s": rresult.train_seconds,
                     "steps": rresult.steps, "examples": rresult.examples,
                     "examples_per_s": rresult.examples_per_second},
@@ -299,6 +299,12 @@ def run(args: argparse.Namespace) -> int:
 
     _summary(out, rresult, rr_result, time.perf_counter() - started)
     return 0
+
+
+def _retriever_name(spec: str | None, path: Path) -> str:
+    from embeddings import DEFAULT_EMBEDDER
+
+    return f"{DEFAULT_EMBEDDER} (embedded)" if spec is None else str(path)
 
 
 def _check_same_base(adapter: Path, spec: str) -> None:

@@ -17,7 +17,7 @@ from tests.test_end_to_end import small_cluster  # noqa: F401 - a fixture
 from tests.test_store import REQUIRED
 
 pytestmark = pytest.mark.llm
-TIMEOUT = 150  # seconds per attempt: far above the slowest real request on 2 idle cores, so only the injected hang times out
+TIMEOUT = 100  # seconds per attempt: far above the slowest real request on 2 idle cores, so only the injected hang times out
 
 
 @pytest.fixture
