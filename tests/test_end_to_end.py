@@ -7,12 +7,12 @@ rows as an uninterrupted run over the same answers.
 """
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 
 import pytest
 
@@ -53,10 +53,16 @@ def cached_answers(store) -> int:
     if not path.is_file():
         return 0
     try:
-        with sqlite3.connect(path, timeout=1) as db:
+        with closing(sqlite3.connect(path, timeout=1)) as db:
             return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def copy_database(source, target) -> None:
+    """A consistent copy of a sqlite file, including what is still in its write-ahead log."""
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 def rows(store, split="train"):
@@ -116,7 +122,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
 
     # An uninterrupted run over the same answers (a copy of the request cache) ends with the same rows.
     reference, answers = tmp_path / "reference", tmp_path / "answers.sqlite"
-    shutil.copy(store / ".cache" / "requests.sqlite", answers)
+    copy_database(store / ".cache" / "requests.sqlite", answers)
     straight = subprocess.run(synth_command(data_dir, reference, cluster, "--seed", "7", "--request-cache",
                                             str(answers)), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert straight.returncode == 0, straight.stderr[-3000:]
