@@ -1,7 +1,7 @@
 """Training speed on this machine: retriever examples/s and peak memory, reranker seconds per step.
 
     python benchmarks/train_throughput.py [--data-dir ../shared/data/eedi] [--store synth-store --versions latest]
-                                          [--steps 20] [--reranker-steps 5] [--skip-reranker]
+                                          [--steps 20] [--reranker-steps 5] [--skip-reranker] [--threads N]
 
 retriever: the default retriever (embedded all-MiniLM-L6-v2, batch 32, 2 hard negatives,
 128 tokens) on every real training row plus one synthetic store version (the latest with
@@ -89,6 +89,10 @@ def case_reranker(args) -> dict:
 
 
 def child(args) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     out = case_retriever(args) if args.case == "retriever" else case_reranker(args)
     out["wall_s"] = round(time.perf_counter() - started, 1)
@@ -113,6 +117,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="retriever steps timed (default 20)")
     parser.add_argument("--reranker-steps", type=int, default=5, help="reranker steps timed (default 5)")
     parser.add_argument("--skip-reranker", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch threads (default: one per core)")
     parser.add_argument("--case", choices=["retriever", "reranker"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
@@ -120,7 +125,8 @@ def main() -> None:
     argv = [a for a in sys.argv[1:] if a != "--skip-reranker"]
 
 
-    print(f"# {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    print(f"# {os.cpu_count()} CPUs, torch threads {args.threads or 'default'}, "
+          f"load average {os.getloadavg()[0]:.1f} at start")
     r = run_case("retriever", argv)
     print(f"retriever (MiniLM): {r['rows']:,} rows ({r['synthetic']} synthetic from {', '.join(r['versions']) or '-'})")
     print(f"{'case':<34}{'steps':>6}{'seconds':>9}{'rate':>22}{'peak RSS':>11}")

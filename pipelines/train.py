@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"rows per batch; in-batch negatives (default {R.batch_size})")
     r.add_argument("--max-steps", type=_count, default=R.max_steps, metavar="N",
                    help=f"retriever step budget over all epochs; 0: no budget, every batch of every epoch "
-                        f"(default {R.max_steps}: about 3-5 minutes on 2 CPU cores)")
+                        f"(default {R.max_steps}: {R.max_steps * R.batch_size:,} rows, about 40%% of an epoch of the "
+                        "real data; times in README, Training)")
+    r.add_argument("--eval-every", type=_positive, metavar="N",
+                   help="also validate every N retriever steps within an epoch (default: after each epoch only)")
     r.add_argument("--lr", type=float, default=R.lr, help=f"retriever learning rate (default {R.lr:g})")
     r.add_argument("--hard-negatives", type=_count, default=R.hard_negatives, metavar="K",
                    help="hard negatives per row, mined with the starting model, never the true misconception "
@@ -137,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"a preset, a .gguf file or a transformers folder (default {DEFAULT_BASE}, loaded from "
                          "its GGUF)")
     rr.add_argument("--reranker-steps", type=_positive, default=RR.steps, metavar="N",
-                    help=f"reranker step budget (default {RR.steps})")
+                    help=f"reranker step budget (default {RR.steps}: about 5 minutes for the 0.5B on 2 CPU cores, "
+                         "9-10 s per step)")
     rr.add_argument("--groups-per-step", type=_positive, default=RR.groups_per_step, metavar="N",
                     help=f"rows per reranker step (default {RR.groups_per_step})")
     rr.add_argument("--negatives", type=_positive, default=RR.negatives, metavar="N",
@@ -214,6 +218,12 @@ def run(args: argparse.Namespace) -> int:
     since = _since(args, parent, store)
     selection = SyntheticSelection()
     if store is not None:
+        if since and not args.since:
+            from trainers.data import store_versions
+
+            if since not in {r.get("id") for r in store_versions(store)}:
+                raise TrainError(f"{resume} was trained on version {since}, which is not in {store}: "
+                                 "choose the versions with --since VERSION or --versions")
         spec = args.versions or ("all" if since or resume else "latest")
         selection = read_synthetic(store, spec, since)
         for v in selection.skipped_running:
@@ -251,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     rconf = RetrieverConfig(
         base=str(resume / "retriever") if resume else args.retriever_base, epochs=args.epochs,
         batch_size=args.batch_size, max_steps=args.max_steps or None, lr=args.lr,
-        hard_negatives=args.hard_negatives, negative_margin=args.negative_margin,
+        hard_negatives=args.hard_negatives, negative_margin=args.negative_margin, eval_every=args.eval_every,
         with_rationale=args.with_rationale, max_seq_length=args.max_seq_length, lora=args.lora, seed=seed)
     rresult = train_retriever(examples, val, data.misconceptions, rconf, out / "retriever",
                               progress=not args.no_progress, log=_log)

@@ -89,6 +89,10 @@ def test_train_then_retrain_on_new_shards_only(tmp_path, data_dir, tiny_qwen):
     assert "already holds a trained model" in _error(run_cli("pipelines.train", *quick, "--out", str(first)))
     assert f"--versions nope: no such version in {store}" in _error(
         run_cli("pipelines.train", *quick, "--versions", "nope", "--out", str(tmp_path / "x")))
+    other = tmp_path / "other-store"
+    add_version(other, eedi, 40, 2)
+    assert "which is not in" in _error(run_cli("pipelines.train", *quick, "--store", str(other), "--resume-from",
+                                               str(first), "--out", str(tmp_path / "z")))
     assert "validate on misconceptions it trained on" in _error(
         run_cli("pipelines.train", *quick, "--resume-from", str(first), "--holdout", "0.3", "--out", str(tmp_path / "y")))
 

@@ -320,7 +320,9 @@ def train_reranker(train: list[Example], val: list[Example], misconceptions: dic
         f"loss first {_mean(losses[:5]):.3f} -> last {_mean(losses[-5:]):.3f} (mean of 5 steps)")
 
     t0 = time.perf_counter()
-    evaluation = evaluate(model, tokenizer, val, misconceptions, rank, config, rng) if config.eval_queries else {}
+    # a fresh generator: the same held-out rows for every run with this seed, so runs compare
+    evaluation = evaluate(model, tokenizer, val, misconceptions, rank, config, random.Random(config.seed)) \
+        if config.eval_queries else {}
     seconds["eval"] = round(time.perf_counter() - t0, 1)
     if evaluation:
         r, rr = evaluation["retriever"], evaluation["reranked"]
