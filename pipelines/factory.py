@@ -116,7 +116,6 @@ class Item:
     row: dict
     question: GeneratedQuestion | None = None
     attempts: int = 0
-    vector: np.ndarray | None = None  # the question's embedding
     reject: tuple[str, str, str] | None = None  # (stage, reason, raw LLM output)
 
 

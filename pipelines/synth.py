@@ -24,6 +24,7 @@ from embeddings import ClusterParams, EmbedderError
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
+from pipelines.args import positive
 from pipelines.config import DEFAULT_MIN_SCORE, DEFAULT_SHOTS, SynthConfig
 from prompts import TemplateError
 from store import StoreError
@@ -37,13 +38,6 @@ def _cluster_arg(value: str) -> str:
     return value
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
 def build_parser() -> argparse.ArgumentParser:
     models = ", ".join(PRESETS)
     p = argparse.ArgumentParser(
@@ -54,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a cluster id (repeatable), or 'all' for every cluster with targets")
     what.add_argument("--list-clusters", action="store_true",
                       help="print each cluster's id, size, real rows, targets and a few names, then exit")
-    what.add_argument("--per-misconception", type=_positive, default=1, metavar="N",
+    what.add_argument("--per-misconception", type=positive, default=1, metavar="N",
                       help="items to make per target misconception (default 1)")
-    what.add_argument("--limit", type=_positive, metavar="N", help="make at most N items in this run")
-    what.add_argument("--min-real-rows", type=_positive, default=1, metavar="K",
+    what.add_argument("--limit", type=positive, metavar="N", help="make at most N items in this run")
+    what.add_argument("--min-real-rows", type=positive, default=1, metavar="K",
                       help="targets are misconceptions with fewer than K real training rows "
                            "(default 1: those with none)")
     what.add_argument("--seed", type=int, default=0, help="seed for sampling; a new seed makes new items (default 0)")
@@ -93,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--model-revision", default="", metavar="REV",
                      help="recorded as the weights' identity of server or vLLM models (e.g. a commit hash); "
                           "part of the request-cache key")
-    llm.add_argument("--concurrency", type=_positive, metavar="N",
+    llm.add_argument("--concurrency", type=positive, metavar="N",
                      help="requests in flight (default 1 for the embedded server, which answers one at a time; 8 otherwise)")
-    llm.add_argument("--batch-size", type=_positive, metavar="N",
+    llm.add_argument("--batch-size", type=positive, metavar="N",
                      help="items per batch: each stage sends a batch's requests together, in cluster order "
                           "(default 4 x concurrency)")
     llm.add_argument("--request-timeout", type=float, default=300.0, metavar="S",
@@ -112,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not record or replay LLM answers (a killed run then recomputes its batch in flight)")
     llm.add_argument("--vllm-gpu-memory", type=float, default=0.85, metavar="F",
                      help="vLLM gpu_memory_utilization (default 0.85)")
-    llm.add_argument("--n-ctx", type=_positive, default=4096, metavar="N",
+    llm.add_argument("--n-ctx", type=positive, default=4096, metavar="N",
                      help="context length of the embedded server in tokens (default 4096)")
 
     q = p.add_argument_group("generation and quality")
@@ -120,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"real examples in the many-shot prompt (default {DEFAULT_SHOTS})")
     q.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, metavar="S",
                    help=f"judge score (0-10) an item needs to be kept (default {DEFAULT_MIN_SCORE:g})")
-    q.add_argument("--max-attempts", type=_positive, default=3, metavar="N",
+    q.add_argument("--max-attempts", type=positive, default=3, metavar="N",
                    help="LLM answers tried per step when the output is invalid or breaks a rule "
                         "(a copy, options not distinct) (default 3)")
     q.add_argument("--near-duplicate", type=float, default=None, metavar="COS",
@@ -129,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = p.add_argument_group("clustering (HDBSCAN on misconception-name embeddings)")
     defaults = ClusterParams()
-    c.add_argument("--min-cluster-size", type=_positive, default=defaults.min_cluster_size, metavar="N",
+    c.add_argument("--min-cluster-size", type=positive, default=defaults.min_cluster_size, metavar="N",
                    help=f"HDBSCAN min_cluster_size (default {defaults.min_cluster_size})")
     c.add_argument("--attach-threshold", type=float, default=defaults.attach_threshold, metavar="COS",
                    help="a noise point joins its nearest cluster at this cosine similarity or more, else it "

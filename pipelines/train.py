@@ -22,6 +22,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
 from embeddings import EmbedderError
+from pipelines.args import count, positive
 from prompts import TemplateError
 from store import StoreError, now_iso
 from trainers import TrainError
@@ -31,20 +32,6 @@ from trainers.retriever import RetrieverConfig
 USER_ERRORS = (DataError, TrainError, StoreError, EmbedderError, TemplateError)
 DEFAULT_HOLDOUT = 0.15
 R, RR = RetrieverConfig(), RerankerConfig()
-
-
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
-
-
-def _count(value: str) -> int:
-    n = int(value)
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
-    return n
 
 
 def _fraction(value: str) -> float:
@@ -71,7 +58,7 @@ def _margin(value: str) -> float | None:
 
 
 def _layers(value: str) -> int | None:
-    return None if value == "all" else _positive(value)
+    return None if value == "all" else positive(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "only versions newer than the newest it used")
     io.add_argument("--out", required=True, metavar="DIR", help="where to write retriever/ and reranker/ (new folder)")
     io.add_argument("--no-progress", action="store_true", help="no progress bars")
-    io.add_argument("--threads", type=_positive, metavar="N",
+    io.add_argument("--threads", type=positive, metavar="N",
                     help="CPU threads for torch (default: one per core; on a machine busy with other work, fewer "
                          "threads avoid oversubscription, which slows training several times over)")
 
     mixing = p.add_argument_group("mixing real and synthetic rows")
-    mixing.add_argument("--synth-per-misconception", type=_positive, default=4, metavar="N",
+    mixing.add_argument("--synth-per-misconception", type=positive, default=4, metavar="N",
                         help="at most N synthetic rows per misconception, best judge score first (default 4)")
     mixing.add_argument("--synth-ratio", type=_ratio, default=1.0, metavar="R",
                         help="at most R synthetic rows per real training row, taken round-robin over "
@@ -113,23 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--retriever-base", metavar="DIR",
                    help="a sentence-transformers folder, or a decoder-LLM transformers folder (last-token "
                         "pooling) (default: the embedded all-MiniLM-L6-v2)")
-    r.add_argument("--epochs", type=_positive, default=R.epochs, metavar="N", help=f"epochs (default {R.epochs})")
-    r.add_argument("--batch-size", type=_positive, default=R.batch_size, metavar="N",
+    r.add_argument("--epochs", type=positive, default=R.epochs, metavar="N", help=f"epochs (default {R.epochs})")
+    r.add_argument("--batch-size", type=positive, default=R.batch_size, metavar="N",
                    help=f"rows per batch; in-batch negatives (default {R.batch_size})")
-    r.add_argument("--max-steps", type=_count, default=R.max_steps, metavar="N",
+    r.add_argument("--max-steps", type=count, default=R.max_steps, metavar="N",
                    help=f"retriever step budget over all epochs; 0: no budget, every batch of every epoch "
                         f"(default {R.max_steps}: {R.max_steps * R.batch_size:,} rows, about 40%% of an epoch of the "
                         "real data; times in README, Training)")
-    r.add_argument("--eval-every", type=_positive, metavar="N",
+    r.add_argument("--eval-every", type=positive, metavar="N",
                    help="also validate every N retriever steps within an epoch (default: after each epoch only)")
     r.add_argument("--lr", type=float, default=R.lr, help=f"retriever learning rate (default {R.lr:g})")
-    r.add_argument("--hard-negatives", type=_count, default=R.hard_negatives, metavar="K",
+    r.add_argument("--hard-negatives", type=count, default=R.hard_negatives, metavar="K",
                    help="hard negatives per row, mined with the starting model, never the true misconception "
                         f"(default {R.hard_negatives})")
     r.add_argument("--negative-margin", type=_margin, default=R.negative_margin, metavar="M|none",
                    help="skip mined names scoring at least M x the true name's score, mostly near-synonyms "
                         f"of the truth (default {R.negative_margin}; none: keep the top ones)")
-    r.add_argument("--max-seq-length", type=_positive, default=R.max_seq_length, metavar="N",
+    r.add_argument("--max-seq-length", type=positive, default=R.max_seq_length, metavar="N",
                    help=f"retriever tokens per text (default {R.max_seq_length})")
     r.add_argument("--with-rationale", action="store_true",
                    help="add the synthetic rows' rationale to the retriever's and reranker's query text")
@@ -139,19 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--reranker-base", default=DEFAULT_BASE, metavar="MODEL",
                     help=f"a preset, a .gguf file or a transformers folder (default {DEFAULT_BASE}, loaded from "
                          "its GGUF)")
-    rr.add_argument("--reranker-steps", type=_positive, default=RR.steps, metavar="N",
+    rr.add_argument("--reranker-steps", type=positive, default=RR.steps, metavar="N",
                     help=f"reranker step budget (default {RR.steps}: about 5 minutes for the 0.5B on 2 CPU cores, "
                          "9-10 s per step)")
-    rr.add_argument("--groups-per-step", type=_positive, default=RR.groups_per_step, metavar="N",
+    rr.add_argument("--groups-per-step", type=positive, default=RR.groups_per_step, metavar="N",
                     help=f"rows per reranker step (default {RR.groups_per_step})")
-    rr.add_argument("--negatives", type=_positive, default=RR.negatives, metavar="N",
+    rr.add_argument("--negatives", type=positive, default=RR.negatives, metavar="N",
                     help=f"negatives per row, drawn from the retriever's top {RR.candidates} (default {RR.negatives})")
     rr.add_argument("--reranker-lr", type=float, default=RR.lr, help=f"reranker learning rate (default {RR.lr:g})")
-    rr.add_argument("--reranker-max-tokens", type=_positive, default=RR.max_tokens, metavar="N",
+    rr.add_argument("--reranker-max-tokens", type=positive, default=RR.max_tokens, metavar="N",
                     help=f"prompt length cap; the question is shortened to fit (default {RR.max_tokens})")
     rr.add_argument("--lora-layers", type=_layers, default=RR.lora_layers, metavar="N|all",
                     help=f"LoRA on the last N layers only; the backward pass stops there (default {RR.lora_layers})")
-    rr.add_argument("--rerank-eval", type=_count, default=RR.eval_queries, metavar="N",
+    rr.add_argument("--rerank-eval", type=count, default=RR.eval_queries, metavar="N",
                     help=f"held-out rows whose retriever top {RR.eval_top} are reranked after training "
                          f"(default {RR.eval_queries}; 0: none)")
     rr.add_argument("--skip-reranker", action="store_true", help="train the retriever only")
