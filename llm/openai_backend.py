@@ -190,7 +190,8 @@ class OpenAIBackend:
 
     def _downgrade(self, mode: str) -> None:
         """The server refused this response_format: try the next form (the choice sticks for the run)."""
-        self._mode = {"json_schema": "llama.cpp", "llama.cpp": "off"}[mode] if self._mode == mode else self._mode
+        if self._mode == mode:  # another request may have moved on already
+            self._mode = {"json_schema": "llama.cpp", "llama.cpp": "off"}[mode]
 
 
 def list_models(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> list[str]:
