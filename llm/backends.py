@@ -34,6 +34,7 @@ class BackendOptions:
     api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the API key
     revision: str = ""  # recorded as the weights' identity for servers and vLLM (e.g. a commit hash)
     n_ctx: int = 4096  # context of the embedded server
+    threads: int | None = None  # CPU threads of the embedded server (None: one per core)
     concurrency: int | None = None  # requests in flight; default 1 for the embedded server, 8 otherwise
     timeout: float = 300.0
     max_retries: int = 6
@@ -58,6 +59,7 @@ class BackendOptions:
 
     def as_record(self) -> dict:
         return {"engine": self.engine, "base_url": self.base_url, "revision": self.revision, "n_ctx": self.n_ctx,
+                "threads": self.threads,
                 "client": vars(self.client()), "vllm_args": self.vllm_args}
 
 
@@ -110,7 +112,7 @@ class BackendPool:
         from llm.server import LlamaServer
 
         server = LlamaServer(resolve_model(name).path, alias=identity.name, n_ctx=self.options.n_ctx,
-                             log_dir=cache_dir() / "logs")
+                             n_threads=self.options.threads, log_dir=cache_dir() / "logs")
         self.servers.append(server)
         server.start()
         return OpenAIBackend(server.base_url, identity.name, identity, None, self.options.client())

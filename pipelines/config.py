@@ -7,6 +7,7 @@ from pathlib import Path
 from embeddings import ClusterParams
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import BackendOptions
+from trainers.splits import FoldSpec
 
 DEFAULT_MIN_SCORE = 7.0
 DEFAULT_SHOTS = 5
@@ -30,6 +31,9 @@ class SynthConfig:
     shots: int = DEFAULT_SHOTS
     min_score: float = DEFAULT_MIN_SCORE
     min_real_rows: int = 1  # targets: misconceptions with fewer real rows than this
+    # Evaluation runs: hide this fold's real rows (no shots, no near-duplicate references) and
+    # target only its misconceptions, as if they had no rows (see pipelines.evaluate).
+    hide_fold: FoldSpec | None = None
     max_attempts: int = 3  # LLM answers tried per step before the item is rejected
     near_duplicate_threshold: float = NEAR_DUPLICATE_THRESHOLD
     cluster: ClusterParams = field(default_factory=ClusterParams)
@@ -47,5 +51,6 @@ class SynthConfig:
         for key in ("data_dir", "store", "request_cache_file"):
             record[key] = str(record[key]) if record[key] is not None else None
         record["backend"] = self.backend.as_record()
+        record["hide_fold"] = str(self.hide_fold) if self.hide_fold else None
         record.pop("progress")
         return record

@@ -29,6 +29,7 @@ from llm.step import run_steps
 from pipelines.config import SynthConfig
 from pipelines.report import Progress, summary_table
 from store import DatasetStore, VersionWriter, now_iso
+from trainers.splits import FoldSpec
 
 ROLES = ("generator", "judge", "teacher")
 
@@ -46,19 +47,33 @@ class World:
     ids: list[int]  # MisconceptionIds, ascending; rows of ``vectors``
     vectors: np.ndarray
     clustering: Clustering
-    real_rows: dict[int, int]
+    real_rows: dict[int, int]  # visible rows per misconception
+    hidden: set[int] | None = None  # --hide-fold: the misconceptions of the hidden rows
 
     def targets(self, min_real_rows: int) -> set[int]:
-        return {mid for mid, n in self.real_rows.items() if n < min_real_rows}
+        wanted = {mid for mid, n in self.real_rows.items() if n < min_real_rows}
+        return wanted if self.hidden is None else wanted & self.hidden
 
 
 def prepare(config: SynthConfig) -> World:
+    """Load the data, embed and cluster the misconceptions.
+
+    With ``config.hide_fold`` the fold's real rows are removed before anything uses them:
+    shots and near-duplicate references come from the other rows only, and the targets
+    are the fold's misconceptions left without rows (an evaluation stand-in for real
+    misconceptions that have none).
+    """
     data = load_eedi(config.data_dir)
+    hidden = None
+    if config.hide_fold is not None:
+        visible, held = config.hide_fold.split(data.train_pairs)
+        data = EediData(misconceptions=data.misconceptions, train_pairs=visible)
+        hidden = {p.MisconceptionId for p in held}
     embedder = Embedder(cache=cache_dir())
     ids = sorted(data.misconceptions)
     vectors = embedder.encode_cached([data.misconceptions[m] for m in ids], "misconceptions")
     clustering = cluster_misconceptions(ids, vectors, config.cluster)
-    return World(data, embedder, ids, vectors, clustering, data.real_row_counts())
+    return World(data, embedder, ids, vectors, clustering, data.real_row_counts(), hidden)
 
 
 def item_seed(seed: int, misconception_id: int, item_index: int) -> int:
@@ -66,9 +81,10 @@ def item_seed(seed: int, misconception_id: int, item_index: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def item_key(target: Target, generator: str) -> str:
+def item_key(target: Target, generator: str, hide_fold: FoldSpec | None = None) -> str:
     """Identifies a work item across runs: re-runs skip keys already in the store."""
-    return f"{target.misconception_id}:{target.item_index}:{target.seed}:{generator}"
+    key = f"{target.misconception_id}:{target.item_index}:{target.seed}:{generator}"
+    return f"{key}:hide={hide_fold}" if hide_fold else key
 
 
 def plan(world: World, config: SynthConfig) -> list[Target]:
@@ -157,7 +173,9 @@ class Factory:
             "QuestionId": f"syn-{writer.version}-{target.misconception_id}-{target.item_index}",
             "MisconceptionId": target.misconception_id, "MisconceptionName": target.misconception_name,
             "ClusterId": target.cluster_id, "Seed": target.seed, "ItemIndex": target.item_index,
-            "ItemKey": item_key(target, self.models["generator"]), "ShotIds": [s.key for s in target.shots],
+            "ItemKey": item_key(target, self.models["generator"], self.config.hide_fold),
+            "ShotIds": [s.key for s in target.shots],
+            "RealRowsHidden": str(self.config.hide_fold or ""),
             "GeneratorModel": self.models["generator"], "JudgeModel": self.models["judge"],
             "TeacherModel": self.models["teacher"], "PromptVersion": self.prompt_version,
             "Version": writer.version, "OtherAnswerTexts": [], "RejectStage": "", "RejectReason": "",
@@ -261,7 +279,7 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     try:
         generator_name = str(pool.identify(config.generator_model))
         done, _ = store.stored_keys()
-        todo = [t for t in targets if item_key(t, generator_name) not in done]
+        todo = [t for t in targets if item_key(t, generator_name, config.hide_fold) not in done]
         skipped = len(targets) - len(todo)
         if config.limit is not None:
             todo = todo[: config.limit]

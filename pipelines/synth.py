@@ -4,6 +4,7 @@ Examples:
   python -m pipelines.synth --list-clusters --data-dir data/eedi
   python -m pipelines.synth --cluster all --data-dir data/eedi --store synth-store
   python -m pipelines.synth --cluster 12 --cluster 40 --per-misconception 2 --limit 20
+  python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store   # evaluation data
 
   python -m pipelines.synth --cluster all --base-url http://127.0.0.1:8000/v1 --concurrency 16
   python -m pipelines.synth --cluster all --engine vllm --model Qwen/Qwen2.5-7B-Instruct
@@ -24,7 +25,8 @@ from embeddings import ClusterParams, EmbedderError
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
-from pipelines.args import positive
+from pipelines.args import FOLD_BY, add_fold_args, positive
+from trainers.splits import FoldSpec
 from pipelines.config import DEFAULT_MIN_SCORE, DEFAULT_SHOTS, SynthConfig
 from prompts import TemplateError
 from store import StoreError
@@ -55,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="targets are misconceptions with fewer than K real training rows "
                            "(default 1: those with none)")
     what.add_argument("--seed", type=int, default=0, help="seed for sampling; a new seed makes new items (default 0)")
+    what.add_argument("--hide-fold", type=int, metavar="F",
+                      help="evaluation data: hide fold F's real rows (no shots, no near-duplicate references) and "
+                           "make items for its misconceptions only, as if they had no rows; rows record the fold "
+                           "(RealRowsHidden) and python -m pipelines.evaluate trains only that fold on them")
+    add_fold_args(what)
 
     io = p.add_argument_group("input and output")
     io.add_argument("--data-dir", metavar="DIR",
@@ -108,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="vLLM gpu_memory_utilization (default 0.85)")
     llm.add_argument("--n-ctx", type=positive, default=4096, metavar="N",
                      help="context length of the embedded server in tokens (default 4096)")
+    llm.add_argument("--threads", type=positive, metavar="N",
+                     help="CPU threads of the embedded server (default: one per core; on a machine busy with "
+                          "other work use fewer: llama.cpp slows many times over when cores are oversubscribed)")
 
     q = p.add_argument_group("generation and quality")
     q.add_argument("--shots", type=int, default=DEFAULT_SHOTS, metavar="N",
@@ -137,7 +147,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         clusters = [int(c) for c in args.cluster]
     backend = BackendOptions(
         engine=args.engine or ("openai" if args.base_url else "embedded"), base_url=args.base_url,
-        api_key_env=args.api_key_env, revision=args.model_revision, n_ctx=args.n_ctx,
+        api_key_env=args.api_key_env, revision=args.model_revision, n_ctx=args.n_ctx, threads=args.threads,
         concurrency=args.concurrency, timeout=args.request_timeout, max_retries=args.max_retries,
         structured=args.structured_output, vllm_args={"gpu_memory_utilization": args.vllm_gpu_memory})
     cfg = SynthConfig(
@@ -153,6 +163,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         progress=not args.no_progress)
     if args.near_duplicate is not None:
         cfg.near_duplicate_threshold = args.near_duplicate
+    if args.hide_fold is not None:
+        cfg.hide_fold = FoldSpec(FOLD_BY[args.fold_by], args.folds, args.fold_seed, args.hide_fold)
     return cfg
 
 
@@ -163,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("choose what to make: --cluster ID (repeatable) or --cluster all; or --list-clusters")
     if args.shots < 0:
         parser.error("--shots must be 0 or more")
+    if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
+        parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from pipelines import factory  # heavy imports after argument checks, so --help is fast
 

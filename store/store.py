@@ -60,6 +60,7 @@ SCHEMA = pa.schema([
     ("ItemIndex", pa.int64()),
     ("ItemKey", pa.string()),  # identifies the work item; a re-run skips keys already stored
     ("ShotIds", pa.list_(pa.string())),  # real QuestionId_Answer pairs shown to the generator
+    ("RealRowsHidden", pa.string()),  # "" or the fold (trainers.splits.FoldSpec) hidden from the whole run
     ("RejectStage", pa.string()),  # "" for kept rows; else generate / rules / judge / teach
     ("RejectReason", pa.string()),
     ("RawOutput", pa.string()),  # the LLM's raw answer that was rejected

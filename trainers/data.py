@@ -39,6 +39,8 @@ from trainers import TrainError
 SYNTH_COLUMNS = ("QuestionId", "SubjectName", "ConstructName", "QuestionText", "CorrectAnswerText",
                  "IncorrectAnswerText", "MisconceptionId", "Rationale", "JudgeScore", "Version")
 REQUIRED_TEXT = ("QuestionText", "CorrectAnswerText", "IncorrectAnswerText")
+# provenance the evaluation's leak rule reads; shards written before a column existed read as its default
+OPTIONAL_COLUMNS = {"ShotIds": [], "RealRowsHidden": "", "ClusterId": None}
 
 
 @dataclass(frozen=True)
@@ -122,10 +124,13 @@ def read_synthetic(store: Path, spec: str = "latest", since: str | None = None) 
                 missing = [c for c in SYNTH_COLUMNS if c not in schema.names]
                 if missing:
                     raise TrainError(f"{shard}: missing column {', '.join(missing)}")
-                rows = pq.read_table(shard, columns=list(SYNTH_COLUMNS)).to_pylist()
+                optional = [c for c in OPTIONAL_COLUMNS if c in schema.names]
+                rows = pq.read_table(shard, columns=[*SYNTH_COLUMNS, *optional]).to_pylist()
             except OSError as e:
                 raise TrainError(f"{shard}: cannot read parquet: {str(e).splitlines()[0]}") from None
             for i, row in enumerate(rows, start=1):
+                for column, default in OPTIONAL_COLUMNS.items():
+                    row.setdefault(column, default)
                 row["_shard"] = f"data/{shard.name}:{i}"
             selection.shards.append(f"data/{shard.name}")
             selection.rows.extend(rows)

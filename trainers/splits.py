@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from trainers.texts import attr
@@ -67,3 +68,48 @@ def group_folds(rows: Sequence[Any], k: int, by: str = "MisconceptionId", seed: 
         fold_of[group] = target
         fold_rows[target] += sizes[group]
     return [fold_of[attr(r, by)] for r in rows]
+
+
+@dataclass(frozen=True)
+class FoldSpec:
+    """One fold of a grouped k-fold split of the real rows: ``by`` (a column of GROUP_KEYS), k, seed, fold.
+
+    Written as ``MisconceptionId:k=5:seed=0:fold=2``: the factory records it on every row it
+    generated with that fold's rows hidden (``RealRowsHidden``), and the evaluation reads it
+    back to decide which synthetic rows a fold may train on.
+    """
+
+    by: str = "MisconceptionId"
+    k: int = 5
+    seed: int = 0
+    fold: int = 0
+
+    def __post_init__(self) -> None:
+        if self.by not in GROUP_KEYS:
+            raise ValueError(f"fold: by must be one of {', '.join(GROUP_KEYS)}, got {self.by!r}")
+        if self.k < 2:
+            raise ValueError(f"fold: k must be at least 2, got {self.k}")
+        if not 0 <= self.fold < self.k:
+            raise ValueError(f"fold: fold must be in 0..{self.k - 1}, got {self.fold}")
+
+    def __str__(self) -> str:
+        return f"{self.by}:k={self.k}:seed={self.seed}:fold={self.fold}"
+
+    @classmethod
+    def parse(cls, text: str) -> "FoldSpec":
+        """The inverse of ``str``; raises ValueError naming what is wrong."""
+        by, *rest = text.split(":")
+        try:
+            values = dict(part.split("=", 1) for part in rest)
+            return cls(by=by, k=int(values["k"]), seed=int(values["seed"]), fold=int(values["fold"]))
+        except (KeyError, ValueError, TypeError) as e:
+            if isinstance(e, ValueError) and str(e).startswith("fold:"):
+                raise
+            raise ValueError(f"fold spec {text!r}: expected BY:k=K:seed=S:fold=F, "
+                             f"e.g. MisconceptionId:k=5:seed=0:fold=2") from None
+
+    def split(self, rows: Sequence[R]) -> tuple[list[R], list[R]]:
+        """(rows outside this fold, rows of this fold)."""
+        folds = group_folds(rows, self.k, self.by, self.seed)
+        return ([r for r, f in zip(rows, folds) if f != self.fold],
+                [r for r, f in zip(rows, folds) if f == self.fold])
