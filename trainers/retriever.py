@@ -101,14 +101,18 @@ def load_encoder(base: str | Path | None, max_seq_length: int | None = None):
 
 
 class Index:
-    """Misconception names encoded by a model; ranks queries against them."""
+    """Misconception names encoded by a model; ranks queries against them.
 
-    def __init__(self, model, misconceptions: dict[int, str], batch_size: int = 64):
+    ``vectors``: the names already encoded by this model (e.g. read from a cache).
+    """
+
+    def __init__(self, model, misconceptions: dict[int, str], batch_size: int = 64,
+                 vectors: np.ndarray | None = None):
         self.model, self.batch_size = model, batch_size
         self.ids = sorted(misconceptions)
         self.row_of = {m: i for i, m in enumerate(self.ids)}
         self.names = [doc_text(misconceptions[m]) for m in self.ids]
-        self.vectors = self.encode(self.names)
+        self.vectors = self.encode(self.names) if vectors is None else vectors
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -116,20 +120,31 @@ class Index:
         return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                  convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
 
-    def rank(self, queries: list[str], k: int, exclude: list[int] | None = None) -> list[list[int]]:
-        """Top-k misconception ids per query, best first; ``exclude[i]`` is left out of row i."""
+    def search(self, queries: list[str] | np.ndarray, k: int, exclude: list[int] | None = None,
+               bonus: np.ndarray | None = None) -> list[tuple[list[int], list[float]]]:
+        """Top-k (misconception ids, cosine scores) per query (texts, or vectors already encoded), best first.
+
+        ``exclude[i]`` is left out of row i; ``bonus`` (one value per misconception, in
+        ``self.ids`` order) is added to every query's scores before ranking.
+        """
         out = []
-        vectors = self.encode(queries)
+        vectors = queries if isinstance(queries, np.ndarray) else self.encode(queries)
         for start in range(0, len(queries), 1024):
             sims = vectors[start:start + 1024] @ self.vectors.T
+            if bonus is not None:
+                sims += bonus[None, :]
             if exclude is not None:
                 for row, mid in enumerate(exclude[start:start + 1024]):
                     sims[row, self.row_of[mid]] = -np.inf
             top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k]
             for row, cols in enumerate(top):
                 cols = cols[np.argsort(-sims[row, cols], kind="stable")]
-                out.append([self.ids[c] for c in cols])
+                out.append(([self.ids[c] for c in cols], sims[row, cols].tolist()))
         return out
+
+    def rank(self, queries: list[str], k: int, exclude: list[int] | None = None) -> list[list[int]]:
+        """Top-k misconception ids per query, best first; ``exclude[i]`` is left out of row i."""
+        return [ids for ids, _ in self.search(queries, k, exclude)]
 
 
 def mine_hard_negatives(index: Index, queries: list[str], truths: list[int], k: int,
@@ -236,7 +251,7 @@ def train_retriever(train: list[Example], val: list[Example], misconceptions: di
     queries = [query_text(e.row, config.with_rationale) for e in train]
     started = time.perf_counter()
     model.eval()
-    index = Index(model, misconceptions, config.encode_batch)
+    index = Index(model, misconceptions, config.encode_batch) if config.hard_negatives or val else None
     if config.hard_negatives:
         negatives = mine_hard_negatives(index, queries, [e.misconception_id for e in train], config.hard_negatives,
                                         config.negative_margin)
@@ -248,10 +263,11 @@ def train_retriever(train: list[Example], val: list[Example], misconceptions: di
                     negs.append(pick)
     else:
         negatives = [[] for _ in train]
-    history = [{"epoch": 0, "step": 0, **evaluate(model, val, misconceptions, config.k, index=index)}]
+    history = [{"epoch": 0, "step": 0, **evaluate(model, val, misconceptions, config.k, index=index)}] if val else []
     mine_seconds = time.perf_counter() - started
     log(f"retriever: mined {config.hard_negatives} hard negatives per row with the starting model; "
-        f"before training: {_fmt(history[0], config.k)} ({mine_seconds:.0f} s)")
+        + (f"before training: {_fmt(history[0], config.k)}" if val else "no validation rows")
+        + f" ({mine_seconds:.0f} s)")
 
     loss_fn = MultipleNegativesRankingLoss(model)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -265,6 +281,8 @@ def train_retriever(train: list[Example], val: list[Example], misconceptions: di
                mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
     step, seen, train_seconds = 0, 0, 0.0
     def validate(epoch: float) -> dict:
+        if not val:
+            return {}
         model.eval()
         metrics = evaluate(model, val, misconceptions, config.k, False, config.encode_batch)
         history.append({"epoch": round(epoch, 2), "step": step, **metrics})
@@ -297,11 +315,12 @@ def train_retriever(train: list[Example], val: list[Example], misconceptions: di
             seen += len(batch)
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             bar.update(1)
-            if config.eval_every and step % config.eval_every == 0 and step < total and done < len(batches):
+            if val and config.eval_every and step % config.eval_every == 0 and step < total and done < len(batches):
                 metrics = validate(epoch - 1 + done / len(batches))
                 bar.write(f"retriever step {step}/{total}: {_fmt(metrics, config.k)}", file=sys.stdout)
         metrics = validate(epoch - 1 + done / len(batches))  # a step budget can end an epoch early
-        bar.write(f"retriever epoch {epoch}: step {step}/{total}, {_fmt(metrics, config.k)}", file=sys.stdout)
+        bar.write(f"retriever epoch {epoch}: step {step}/{total}" + (f", {_fmt(metrics, config.k)}" if val else ""),
+                  file=sys.stdout)
         if step >= total:
             break
     bar.close()

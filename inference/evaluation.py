@@ -1,0 +1,307 @@
+"""Cross-validation on the real rows: what the synthetic data buys on misconceptions unseen in training.
+
+Schemes (``trainers.splits.group_folds``): folds grouped by ``MisconceptionId`` (every
+validation misconception is unseen in its fold's training part) and by ``ConstructId``
+(validation questions test unseen constructs; their misconceptions may be seen or not).
+
+Conditions, on the same folds and seeds:
+
+- ``zero-shot``: the base retriever, untrained;
+- ``real``: the retriever trained on the fold's real training rows;
+- ``real+<version>``: trained on those rows plus the admissible synthetic rows of a store version
+  (mixed by ``trainers.data.mix``).
+
+Each ranked with and without the reranker, and with each unseen boost.  Pairs are reported
+all together, for misconceptions seen in the fold's real training rows, and for unseen ones.
+
+**Leak rule** (``admissible``): a synthetic row may train fold f only if none of its shots is
+one of f's validation rows and its near-duplicate references excluded them, i.e. it was made
+with a hidden fold (``RealRowsHidden``, ``pipelines.synth --hide-fold``) whose hidden rows
+include all of f's validation rows.  Rows of ordinary runs were checked against every real
+question, so they train no fold.
+
+Every (scheme, fold, condition) result is written to ``<report>/runs/`` as it finishes; a
+re-run with the same settings reuses them (a kill loses the condition in flight only).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from eedi import Pair
+from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
+from trainers.metrics import average_precision_at_k
+from trainers.retriever import RetrieverConfig, train_retriever
+from trainers.splits import FoldSpec, group_folds
+from inference.ranking import RERANKER_TEMPERATURE, Reranker, Retriever, boosted
+
+GROUPS = ("all", "seen", "unseen")
+DEPTH = 100  # rankings are kept to recall@100
+
+
+@dataclass
+class EvalConfig:
+    schemes: list[str] = field(default_factory=lambda: ["MisconceptionId", "ConstructId"])
+    folds: int = 5
+    fold_seed: int = 0
+    only_folds: list[int] | None = None  # None: every fold
+    retriever: RetrieverConfig = field(default_factory=lambda: RetrieverConfig(max_steps=None))
+    mix: MixRule = field(default_factory=lambda: MixRule(per_misconception=4, ratio=math.inf))
+    reranker: str | None = "qwen2.5-coder-0.5b"  # None: no reranked variants
+    top_n: int = 8
+    rerank_pairs: int | None = 64  # validation pairs per fold reranked (None: all)
+    boosts: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
+    k: int = 25
+
+    def record(self) -> dict:
+        record = asdict(self)
+        record["mix"] = self.mix.record()
+        return record
+
+    def fingerprint(self, versions: list[str]) -> str:
+        text = json.dumps({**self.record(), "versions": versions}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def admissible(row: dict, val_keys: set[str], hidden_of: Callable[[str], set[str]]) -> bool:
+    """The leak rule (module docstring) for one synthetic row and one fold's validation keys."""
+    if set(row.get("ShotIds") or ()) & val_keys:
+        return False
+    spec = row.get("RealRowsHidden") or ""
+    if not spec:
+        return not val_keys
+    return val_keys <= hidden_of(spec)
+
+
+class HiddenRows:
+    """The keys of the real rows a ``RealRowsHidden`` spec hid (computed once per spec)."""
+
+    def __init__(self, pairs: Sequence[Pair]):
+        self.pairs, self._memo = pairs, {}
+
+    def __call__(self, spec: str) -> set[str]:
+        if spec not in self._memo:
+            self._memo[spec] = {p.key for p in FoldSpec.parse(spec).split(self.pairs)[1]}
+        return self._memo[spec]
+
+
+def group_metrics(aps: dict[str, float], hits: dict[str, int], unseen_keys: set[str], keys: Sequence[str],
+                  k: int) -> dict:
+    """MAP@k, recall@k, recall@100 for all pairs, seen and unseen (``hits``: rank of the truth, 0 if absent)."""
+    out = {}
+    for group in GROUPS:
+        chosen = [key for key in keys if group == "all" or (key in unseen_keys) == (group == "unseen")]
+        n = len(chosen)
+        out[group] = {
+            "pairs": n,
+            f"map@{k}": round(sum(aps[x] for x in chosen) / n, 4) if n else None,
+            f"recall@{k}": round(sum(0 < hits[x] <= k for x in chosen) / n, 4) if n else None,
+            f"recall@{DEPTH}": round(sum(0 < hits[x] <= DEPTH for x in chosen) / n, 4) if n else None,
+        }
+    return out
+
+
+def score_rankings(rankings: dict[str, list[int]], truths: dict[str, int], unseen_keys: set[str], k: int) -> dict:
+    keys = list(rankings)
+    aps = {x: average_precision_at_k(rankings[x], truths[x], k) for x in keys}
+    hits = {x: (rankings[x].index(truths[x]) + 1 if truths[x] in rankings[x] else 0) for x in keys}
+    return {"metrics": group_metrics(aps, hits, unseen_keys, keys, k), "ap": {x: round(aps[x], 4) for x in keys}}
+
+
+class ScoreCache:
+    """Reranker scores by (pair key, misconception id): a zero-shot reranker scores a pair once for every condition."""
+
+    def __init__(self, reranker: Reranker, misconceptions: dict[int, str]):
+        self.reranker, self.misconceptions, self.scores = reranker, misconceptions, {}
+        self.computed = 0
+
+    def __call__(self, pair: Pair, ids: list[int]) -> dict[int, float]:
+        todo = [m for m in ids if (pair.key, m) not in self.scores]
+        for m, s in zip(todo, self.reranker.score(pair, [self.misconceptions[m] for m in todo])):
+            self.scores[(pair.key, m)] = s
+        self.computed += len(todo)
+        return {m: self.scores[(pair.key, m)] for m in ids}
+
+
+def evaluate_condition(retriever: Retriever, val: list[Pair], rerank_sample: set[str], unseen_ids: set[int],
+                       config: EvalConfig, scores: ScoreCache | None) -> dict:
+    """Every variant (reranker off/on × boost) of one trained retriever on one fold's validation pairs."""
+    truths = {p.key: int(p.MisconceptionId) for p in val}
+    unseen_keys = {p.key for p in val if p.MisconceptionId in unseen_ids}
+    variants = {}
+    vectors = retriever.encode(val)
+    for boost in config.boosts:
+        hits = retriever.search(vectors, DEPTH, retriever.bonus(unseen_ids, boost))
+        plain = {p.key: ids for p, (ids, _) in zip(val, hits)}
+        variants[f"retriever|{boost:g}"] = score_rankings(plain, truths, unseen_keys, config.k)
+        if scores is not None:
+            sample = {x: plain[x] for x in plain if x in rerank_sample}
+            by_key = {p.key: p for p in val}
+            reranked = {}
+            for key, ids in sample.items():
+                head = ids[:config.top_n]
+                s = scores(by_key[key], head)
+                reranked[key] = boosted(head, [s[m] for m in head], unseen_ids, boost, RERANKER_TEMPERATURE) \
+                    + ids[config.top_n:]
+            variants[f"reranker|{boost:g}"] = score_rankings(reranked, truths, unseen_keys, config.k)
+            variants[f"retriever-sample|{boost:g}"] = score_rankings(sample, truths, unseen_keys, config.k)
+    return variants
+
+
+@dataclass
+class Fold:
+    scheme: str
+    fold: int
+    train: list[Pair]
+    val: list[Pair]
+
+    @property
+    def name(self) -> str:
+        return f"{self.scheme}-fold{self.fold}"
+
+
+def make_folds(pairs: list[Pair], config: EvalConfig) -> list[Fold]:
+    out = []
+    for scheme in config.schemes:
+        assignment = group_folds(pairs, config.folds, scheme, config.fold_seed)
+        for f in (config.only_folds if config.only_folds is not None else range(config.folds)):
+            out.append(Fold(scheme, f, [p for p, a in zip(pairs, assignment) if a != f],
+                            [p for p, a in zip(pairs, assignment) if a == f]))
+    return out
+
+
+def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic: dict[str, list[dict]],
+                   config: EvalConfig, report: Path, log: Callable[[str], None] = print,
+                   progress: bool = True, cache: Path | None = None) -> list[dict]:
+    """Train and score every (fold, condition); returns one result record per (fold, condition).
+
+    ``cache``: where the base retriever's misconception embeddings are cached (trained ones are new each time).
+    """
+    runs = report / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = config.fingerprint(sorted(synthetic))
+    hidden_of = HiddenRows(pairs)
+    reranker = None
+    results = []
+    for fold in make_folds(pairs, config):
+        rng = random.Random(f"{config.fold_seed}:{fold.name}")
+        keys = [p.key for p in fold.val]
+        rerank_sample = set(keys if config.rerank_pairs is None else rng.sample(keys, min(config.rerank_pairs, len(keys))))
+        seen = {int(p.MisconceptionId) for p in fold.train}
+        unseen_ids = set(misconceptions) - seen
+        val_keys = set(keys)
+        conditions: dict[str, list[Example] | None] = {"zero-shot": None, "real": real_examples(fold.train)}
+        counts = {"zero-shot": 0, "real": 0}
+        for version, rows in synthetic.items():
+            ok = [r for r in rows if admissible(r, val_keys, hidden_of)]
+            examples, stats = mix(conditions["real"], synthetic_examples(ok, misconceptions), config.mix)
+            conditions[f"real+{version}"] = examples
+            counts[f"real+{version}"] = stats["synthetic_used"]
+            log(f"{fold.name}: version {version}: {len(ok)} of {len(rows)} synthetic rows admissible "
+                f"(leak rule), {stats['synthetic_used']} used")
+        scores = None
+        done_here: dict[str, dict] = {}
+        for name, examples in conditions.items():
+            file = runs / f"{fold.name}-{_slug(name)}.json"
+            if file.is_file():
+                done = json.loads(file.read_text())
+                if done.get("fingerprint") == stamp:
+                    log(f"{fold.name} {name}: done earlier ({file})")
+                    results.append(done)
+                    done_here[name] = done
+                    continue
+            if name != "real" and counts[name] == 0 and "real" in done_here:
+                # no admissible synthetic row: the same training data as "real", so the same model
+                record = {**done_here["real"], "condition": name, "same_as": "real"}
+                _write_json(file, record)
+                log(f"{fold.name} {name}: no admissible synthetic row, same as real")
+                results.append(record)
+                continue
+            started = time.perf_counter()
+            folder = report / "models" / fold.name / _slug(name)
+            if examples is None:
+                retriever_path = config.retriever.base
+                train_seconds = 0.0
+            else:
+                trained = train_retriever(examples, [], misconceptions, config.retriever, folder,
+                                          progress=progress, log=log)
+                retriever_path, train_seconds = folder, trained.train_seconds
+            retriever = Retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
+            if config.reranker and scores is None:
+                if reranker is None:
+                    log(f"reranker: loading {config.reranker}")
+                    reranker = Reranker(config.reranker)
+                scores = ScoreCache(reranker, misconceptions)
+            variants = evaluate_condition(retriever, fold.val, rerank_sample, unseen_ids, config, scores)
+            record = {"fingerprint": stamp, "scheme": fold.scheme, "fold": fold.fold, "condition": name,
+                      "train_rows": len(examples or []), "synthetic_rows": counts[name],
+                      "val_pairs": len(fold.val), "rerank_pairs": len(rerank_sample) if scores else 0,
+                      "unseen_val_pairs": sum(p.MisconceptionId in unseen_ids for p in fold.val),
+                      "seconds": {"train": train_seconds, "total": round(time.perf_counter() - started, 1)},
+                      "variants": variants,
+                      "clusters": {}}
+            _write_json(file, record)
+            done_here[name] = record
+            best = variants[f"retriever|{config.boosts[0]:g}"]["metrics"]
+            log(f"{fold.name} {name}: MAP@{config.k} all {best['all'][f'map@{config.k}']} "
+                f"unseen {best['unseen'][f'map@{config.k}']} ({record['seconds']['total']:.0f} s)")
+            results.append(record)
+    return results
+
+
+def summarise(results: list[dict], k: int = 25) -> list[dict]:
+    """Mean and standard deviation over folds of every (scheme, condition, variant, group, metric)."""
+    table: dict[tuple, list[dict]] = {}
+    for r in results:
+        for variant, v in r["variants"].items():
+            table.setdefault((r["scheme"], r["condition"], variant), []).append(v["metrics"])
+    rows = []
+    for (scheme, condition, variant), folds in table.items():
+        stage, boost = variant.split("|")
+        row = {"scheme": scheme, "condition": condition, "stage": stage, "boost": float(boost), "folds": len(folds)}
+        for group in GROUPS:
+            for metric in (f"map@{k}", f"recall@{k}", f"recall@{DEPTH}"):
+                values = [f[group][metric] for f in folds if f[group][metric] is not None]
+                row[f"{group} {metric}"] = _mean_sd(values)
+            row[f"{group} pairs"] = sum(f[group]["pairs"] for f in folds)
+        rows.append(row)
+    return rows
+
+
+def uplift(results: list[dict], condition: str, baseline: str = "real", variant: str = "retriever|1",
+           group: str = "unseen", k: int = 25) -> dict[str, list[float]]:
+    """Per scheme, the per-fold MAP@k differences condition - baseline (same folds)."""
+    by = {(r["scheme"], r["fold"], r["condition"]): r for r in results}
+    out: dict[str, list[float]] = {}
+    for (scheme, fold, cond), r in sorted(by.items()):
+        base = by.get((scheme, fold, baseline))
+        if cond != condition or base is None or variant not in r["variants"]:
+            continue
+        a = r["variants"][variant]["metrics"][group][f"map@{k}"]
+        b = base["variants"][variant]["metrics"][group][f"map@{k}"]
+        if a is not None and b is not None:
+            out.setdefault(scheme, []).append(round(a - b, 4))
+    return out
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float] | None:
+    if not values:
+        return None
+    return (round(statistics.fmean(values), 4), round(statistics.stdev(values), 4) if len(values) > 1 else 0.0)
+
+
+def _write_json(file: Path, record: dict) -> None:
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(json.dumps(record) + "\n")
+    tmp.replace(file)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -1,0 +1,159 @@
+"""Rank every misconception for (question, wrong answer) rows: retrieve, rerank, boost the unseen.
+
+- **Retriever**: a sentence-transformers folder (``pipelines.train``'s ``retriever/``, or the
+  embedded all-MiniLM-L6-v2 zero-shot).  The misconception names are encoded once per
+  retriever and cached (``<cache>/index/``), keyed by the retriever's files and the names.
+- **Reranker** (optional): an LLM scoring the retriever's top ``top_n`` one candidate at a time
+  (``trainers.reranker``): a trained adapter folder, or a base model zero-shot.  The reranked
+  candidates come first, in the reranker's order; the rest keep the retriever's order.
+- **Unseen boost**: ranking by p(m) ∝ exp(score / T), the probability of every misconception
+  with no real training row is multiplied by ``boost``, i.e. T·ln(boost) is added to its score
+  (T = 1/20 for the retriever's cosine, the scale its loss trains with; T = 1 for the reranker's
+  logit difference).  The boost applies before the top k is cut.
+
+Rows go through in batches: memory is one batch of queries × all names, whatever the input size.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainers import TrainError
+from trainers.retriever import Index, load_encoder
+from trainers.texts import query_text
+
+RETRIEVER_TEMPERATURE = 1 / 20  # MultipleNegativesRankingLoss's default scale is 20
+RERANKER_TEMPERATURE = 1.0
+SKIP_IN_FINGERPRINT = {"README.md", "training_card.json"}
+
+
+def fingerprint(folder: Path) -> str:
+    """sha256 over a model folder's files (names and bytes), cards excepted."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name not in SKIP_IN_FINGERPRINT):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Retriever:
+    """A bi-encoder and the misconception names it has encoded (cached per retriever)."""
+
+    def __init__(self, folder: str | Path | None, misconceptions: dict[int, str], cache: Path | None = None,
+                 batch_size: int = 64):
+        model, self.kind, self.path = load_encoder(folder)
+        model.eval()
+        vectors = None
+        names_digest = hashlib.sha256("\0".join(f"{m}:{misconceptions[m]}" for m in sorted(misconceptions)).encode())
+        self.cache_file = None
+        if cache is not None:
+            key = hashlib.sha256((fingerprint(self.path) + names_digest.hexdigest()).encode()).hexdigest()[:24]
+            self.cache_file = cache / "index" / f"{key}.npy"
+            if self.cache_file.is_file():
+                loaded = np.load(self.cache_file)
+                if loaded.shape[0] == len(misconceptions):
+                    vectors = loaded
+        self.cached = vectors is not None
+        self.index = Index(model, misconceptions, batch_size, vectors)
+        if self.cache_file is not None and not self.cached:
+            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, self.index.vectors)
+            tmp.replace(self.cache_file)
+
+    @property
+    def ids(self) -> list[int]:
+        return self.index.ids
+
+    def bonus(self, unseen: Iterable[int], boost: float) -> np.ndarray | None:
+        """The additive score bonus of ``boost`` for the ``unseen`` misconceptions (None for no boost)."""
+        if boost == 1.0:
+            return None
+        bonus = np.zeros(len(self.index.ids), dtype=np.float32)
+        rows = [self.index.row_of[m] for m in unseen if m in self.index.row_of]
+        bonus[rows] = RETRIEVER_TEMPERATURE * math.log(boost)
+        return bonus
+
+    def encode(self, rows: Sequence[Any]) -> np.ndarray:
+        return self.index.encode([query_text(r) for r in rows])
+
+    def search(self, rows: Sequence[Any] | np.ndarray, k: int,
+               bonus: np.ndarray | None = None) -> list[tuple[list[int], list[float]]]:
+        """Top-k (ids, scores) for rows, or for their vectors from ``encode``."""
+        queries = rows if isinstance(rows, np.ndarray) else [query_text(r) for r in rows]
+        return self.index.search(queries, k, bonus=bonus)
+
+
+class Reranker:
+    """Scores (row, misconception) with an LLM: a trained adapter folder, or a base model zero-shot."""
+
+    def __init__(self, spec: str | Path, max_tokens: int = 192):
+        from trainers.reranker import PromptBuilder, answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
+
+        folder = Path(spec)
+        if (folder / "training_card.json").is_file():
+            self.model, self.tokenizer = load_reranker(folder)
+            self.name = f"{folder} (trained)"
+        elif folder.is_dir() and (folder / "adapter_config.json").is_file():
+            raise TrainError(f"{folder}: a LoRA adapter without its training card; cannot tell its base model")
+        else:
+            base = resolve_base(str(spec))
+            self.tokenizer = load_tokenizer(base)
+            self.model, _ = load_model(base, quantize_4bit=False)
+            self.name = f"{base.name} (zero-shot)"
+        self.model.eval()
+        self.yes, self.no = answer_ids(self.tokenizer)
+        self.build = PromptBuilder(self.tokenizer, max_tokens, with_rationale=False)
+
+    def score(self, row: Any, names: Sequence[str]) -> list[float]:
+        import torch
+
+        from trainers.reranker import score
+
+        if not names:
+            return []
+        with torch.no_grad():
+            return score(self.model, [self.build(row, n) for n in names], self.tokenizer.pad_token_id,
+                         self.yes, self.no).tolist()
+
+
+def boosted(ids: Sequence[int], scores: Sequence[float], unseen: set[int], boost: float,
+            temperature: float) -> list[int]:
+    """``ids`` re-sorted by score, with T·ln(boost) added to the unseen ones (stable on ties)."""
+    bonus = temperature * math.log(boost) if boost != 1.0 else 0.0
+    keyed = [(-(s + (bonus if m in unseen else 0.0)), i) for i, (m, s) in enumerate(zip(ids, scores))]
+    return [ids[i] for _, i in sorted(keyed)]
+
+
+def rerank(row: Any, retrieved: list[int], top_n: int, scores_of: Callable[[Any, list[int]], dict[int, float]],
+           unseen: set[int], boost: float) -> list[int]:
+    """The retriever's list with its first ``top_n`` re-ordered by the reranker (boost applied)."""
+    head = retrieved[:top_n]
+    scores = scores_of(row, head)
+    return boosted(head, [scores[m] for m in head], unseen, boost, RERANKER_TEMPERATURE) + retrieved[top_n:]
+
+
+def rank_rows(rows: Sequence[Any], retriever: Retriever, misconceptions: dict[int, str], k: int = 25,
+              reranker: Reranker | None = None, top_n: int = 8, unseen: set[int] = frozenset(),
+              boost: float = 1.0, batch_size: int = 256,
+              on_batch: Callable[[int], None] | None = None) -> Iterator[list[int]]:
+    """The top-k misconception ids of each row, in input order, computed a batch at a time."""
+    bonus = retriever.bonus(unseen, boost)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        for row, (ids, _) in zip(batch, retriever.search(batch, max(k, top_n), bonus)):
+            if reranker is not None and top_n > 0:
+                ids = rerank(row, ids, top_n,
+                             lambda r, head: dict(zip(head, reranker.score(r, [misconceptions[m] for m in head]))),
+                             unseen, boost)
+            yield ids[:k]
+        if on_batch:
+            on_batch(len(batch))

@@ -1,0 +1,180 @@
+"""python -m pipelines.evaluate: cross-validated MAP@25 on the real rows, with and without synthetic data.
+
+Examples:
+  python -m pipelines.evaluate --data-dir data/eedi --report reports/real-only
+  python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store      # evaluation data, fold 0
+  python -m pipelines.evaluate --data-dir data/eedi --store eval-store --versions all --only-folds 0 \\
+      --report reports/eval
+
+Folds are grouped by misconception (validation misconceptions unseen in training) and by
+construct.  Conditions on the same folds: the zero-shot base retriever, the retriever trained
+on real rows, and trained on real + each chosen store version; each ranked with and without
+the reranker and with each --unseen-boost.  A synthetic row trains a fold only if that fold's
+validation rows were hidden when it was made (synth --hide-fold): not among its shots, not
+among its near-duplicate references.  The report (report.md, results.json, PNG plots) goes
+to --report; finished folds are reused when the same command runs again.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
+from embeddings import EmbedderError
+from pipelines.args import FOLD_BY, add_fold_args, count, positive
+from prompts import TemplateError
+from store import StoreError
+from trainers import TrainError
+
+USER_ERRORS = (DataError, TrainError, StoreError, EmbedderError, TemplateError)
+
+
+def _floats(value: str) -> list[float]:
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {value!r}") from None
+    if not out or any(not v > 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, got {value!r}")
+    return out
+
+
+def _ints(value: str) -> list[int]:
+    try:
+        return sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers separated by commas, got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from trainers.retriever import RetrieverConfig
+
+    R = RetrieverConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.evaluate", description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    io = p.add_argument_group("data and report")
+    io.add_argument("--data-dir", metavar="DIR",
+                    help=f"folder with the competition CSVs (default ${DATA_DIR_ENV}, else ./data/eedi)")
+    io.add_argument("--store", metavar="DIR", help="dataset store with synthetic versions (default: none)")
+    io.add_argument("--versions", default="all", metavar="all|ID,...",
+                    help="store versions, each evaluated as its own condition (default all)")
+    io.add_argument("--report", required=True, metavar="DIR", help="where report.md, results.json and plots go")
+    io.add_argument("--no-progress", action="store_true", help="no progress bars")
+    io.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
+
+    folds = p.add_argument_group("folds")
+    add_fold_args(folds)
+    folds.add_argument("--schemes", default="misconception,construct", metavar="LIST",
+                       help="fold groupings to evaluate, of misconception and construct (default both; "
+                            "--fold-by is the one synth --hide-fold used)")
+    folds.add_argument("--only-folds", type=_ints, metavar="F,...", help="evaluate these folds only (default all)")
+
+    r = p.add_argument_group("retriever training (per fold and condition)")
+    r.add_argument("--max-steps", type=count, default=0, metavar="N",
+                   help="step budget per training; 0: one full epoch (default 0)")
+    r.add_argument("--batch-size", type=positive, default=R.batch_size, metavar="N",
+                   help=f"rows per batch (default {R.batch_size})")
+    r.add_argument("--hard-negatives", type=count, default=R.hard_negatives, metavar="K",
+                   help=f"mined hard negatives per row (default {R.hard_negatives})")
+    r.add_argument("--lr", type=float, default=R.lr, help=f"learning rate (default {R.lr:g})")
+    r.add_argument("--synth-per-misconception", type=positive, default=4, metavar="N",
+                   help="at most N synthetic rows per misconception, best judge score first (default 4)")
+    r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+
+    rr = p.add_argument_group("reranker and boost")
+    rr.add_argument("--reranker", default="qwen2.5-coder-0.5b", metavar="MODEL|none",
+                    help="the reranker's base model, zero-shot (trained rerankers saw other folds' rows), "
+                         "or none (default qwen2.5-coder-0.5b)")
+    rr.add_argument("--rerank-top", type=positive, default=8, metavar="N", help="candidates reranked (default 8)")
+    rr.add_argument("--rerank-pairs", type=count, default=64, metavar="N",
+                    help="validation pairs per fold that are reranked, a seeded sample (0: all; default 64: "
+                         "an LLM on CPU scores about 2 candidates/s)")
+    rr.add_argument("--unseen-boost", type=_floats, default=[1.0, 2.0, 4.0], metavar="B,...",
+                    help="boost factors to compare for misconceptions with no real training row in the fold "
+                         "(default 1,2,4)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from eedi import load_eedi
+    from embeddings import ClusterParams, Embedder, cluster_misconceptions
+    from inference.evaluation import EvalConfig, run_evaluation
+    from inference.report import write_report
+    from llm import cache_dir
+    from trainers.data import MixRule, read_synthetic
+    from trainers.retriever import RetrieverConfig
+
+    started = time.perf_counter()
+    data_dir = resolve_data_dir(args.data_dir)
+    data = load_eedi(data_dir)
+    schemes = []
+    for name in (s.strip() for s in args.schemes.split(",") if s.strip()):
+        if name not in FOLD_BY:
+            raise DataError(f"--schemes: {name!r} is not one of {', '.join(FOLD_BY)}")
+        schemes.append(FOLD_BY[name])
+    if args.only_folds and max(args.only_folds) >= args.folds:
+        raise DataError(f"--only-folds {max(args.only_folds)}: folds are 0..{args.folds - 1}")
+    synthetic: dict[str, list[dict]] = {}
+    if args.store:
+        selection = read_synthetic(Path(args.store), args.versions)
+        for row in selection.rows:
+            synthetic.setdefault(row["Version"], []).append(row)
+        for v in selection.versions:
+            synthetic.setdefault(v, [])
+    config = EvalConfig(
+        schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
+        retriever=RetrieverConfig(max_steps=args.max_steps or None, batch_size=args.batch_size,
+                                  hard_negatives=args.hard_negatives, lr=args.lr, seed=args.seed),
+        mix=MixRule(args.synth_per_misconception, math.inf, args.seed),
+        reranker=None if args.reranker == "none" else args.reranker, top_n=args.rerank_top,
+        rerank_pairs=args.rerank_pairs or None, boosts=args.unseen_boost)
+    report = Path(args.report)
+    print(f"evaluate: {len(data.train_pairs):,} real pairs, {args.folds} folds ({', '.join(schemes)}, seed "
+          f"{args.fold_seed}), {len(synthetic)} synthetic version(s); report in {report}", flush=True)
+    results = run_evaluation(data.train_pairs, data.misconceptions, synthetic, config, report,
+                             progress=not args.no_progress, log=lambda m: print(m, flush=True), cache=cache_dir())
+
+    embedder = Embedder(cache=cache_dir())
+    ids = sorted(data.misconceptions)
+    clustering = cluster_misconceptions(ids, embedder.encode_cached([data.misconceptions[m] for m in ids],
+                                                                    "misconceptions"), ClusterParams())
+    cluster_of_mid = {m: c for c, members in clustering.members.items() for m in members}
+    cluster_of = {p.key: cluster_of_mid[p.MisconceptionId] for p in data.train_pairs}
+    steps = "one epoch" if not args.max_steps else f"{args.max_steps} steps"
+    reranker = (f"Reranker: {config.reranker} zero-shot on the top {args.rerank_top}, for "
+                f"{args.rerank_pairs or 'all'} sampled pairs per fold." if config.reranker else "Reranker: none.")
+    header = [f"Data: {data_dir} ({len(data.train_pairs):,} labelled pairs). Folds: {args.folds}, seed "
+              f"{args.fold_seed}" + (f", evaluated folds {args.only_folds}" if args.only_folds else "") + ".",
+              f"Command: `python -m pipelines.evaluate {' '.join(sys.argv[1:])}`",
+              f"Retriever: embedded all-MiniLM-L6-v2, trained {steps} per fold and condition (batch "
+              f"{args.batch_size}, {args.hard_negatives} hard negatives, lr {args.lr:g}). {reranker} Synthetic rows: "
+              f"at most {args.synth_per_misconception} per misconception, only those the leak rule admits."]
+    path = write_report(results, report, config.record(), header, cluster_of)
+    print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished folds are kept; run the same command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

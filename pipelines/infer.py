@@ -1,0 +1,160 @@
+"""python -m pipelines.infer: rank misconceptions for every wrong answer of a question CSV and write a submission.
+
+Examples:
+  python -m pipelines.infer --data-dir data/eedi --questions data/eedi/test.csv --out submission.csv
+  python -m pipelines.infer --data-dir data/eedi --questions q.csv --retriever models/run1/retriever \\
+      --reranker models/run1/reranker --unseen-boost 2 --out submission.csv
+  python -m pipelines.infer --data-dir data/eedi --questions q.csv --reranker none --out submission.csv
+
+The questions CSV is in the competition's wide format (test.csv): one row per question,
+AnswerAText..AnswerDText, CorrectAnswer; other columns (labels, ids) are ignored.  The
+submission has one row per wrong answer, in input order: QuestionId_Answer and the 25
+best MisconceptionIds, best first, separated by spaces.
+
+Models: --retriever and --reranker default to the newest run under --models (folders
+written by python -m pipelines.train, newest by their training card), else the embedded
+models zero-shot (all-MiniLM-L6-v2; Qwen2.5-Coder-0.5B-Instruct as reranker).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
+from embeddings import EmbedderError
+from pipelines.args import count, positive
+from prompts import TemplateError
+from trainers import TrainError
+
+USER_ERRORS = (DataError, TrainError, EmbedderError, TemplateError)
+DEFAULT_BOOST = 1.0  # see README, "Evaluation": the measured effect of --unseen-boost
+ZERO_SHOT_RERANKER = "qwen2.5-coder-0.5b"
+
+
+def _boost(value: str) -> float:
+    b = float(value)
+    if not b > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return b
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.infer", description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-dir", metavar="DIR",
+                   help=f"folder with misconception_mapping.csv and train.csv (default ${DATA_DIR_ENV}, "
+                        "else ./data/eedi); train.csv tells which misconceptions have real rows")
+    p.add_argument("--questions", required=True, metavar="CSV", help="questions in the competition's wide format")
+    p.add_argument("--out", required=True, metavar="CSV", help="the submission file to write")
+    p.add_argument("--models", default="models", metavar="DIR",
+                   help="where pipelines.train runs live; the newest is the default model (default ./models)")
+    p.add_argument("--retriever", metavar="DIR",
+                   help="a sentence-transformers folder (default: the newest trained, else the embedded "
+                        "all-MiniLM-L6-v2 zero-shot)")
+    p.add_argument("--reranker", metavar="DIR|MODEL|none",
+                   help="a trained reranker folder, a base model (preset or .gguf, zero-shot) or none "
+                        f"(default: the newest trained, else {ZERO_SHOT_RERANKER} zero-shot)")
+    p.add_argument("--rerank-top", type=count, default=8, metavar="N",
+                   help="the retriever's top N are reranked (default 8; 0: no reranking)")
+    p.add_argument("--unseen-boost", type=_boost, default=DEFAULT_BOOST, metavar="B",
+                   help="multiply the probability of misconceptions with no row in train.csv by B "
+                        f"(default {DEFAULT_BOOST:g}: see README, Evaluation)")
+    p.add_argument("--batch-size", type=positive, default=256, metavar="N",
+                   help="wrong answers retrieved per batch; memory is N x 2,587 scores (default 256)")
+    p.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def newest_run(models: Path, part: str) -> Path | None:
+    """The newest ``models/*/<part>`` with a training card (by the card's ``finished`` time)."""
+    import json
+
+    best = None
+    for card in models.glob(f"*/{part}/training_card.json"):
+        try:
+            finished = json.loads(card.read_text()).get("finished", "")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if best is None or finished > best[0]:
+            best = (finished, card.parent)
+    return best[1] if best else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from eedi import load_eedi, load_questions
+    from inference import Reranker, Retriever, rank_rows
+    from llm import cache_dir
+
+    started = time.perf_counter()
+    data_dir = resolve_data_dir(args.data_dir)
+    data = load_eedi(data_dir)
+    questions = Path(args.questions)
+    if not questions.is_file():
+        raise DataError(f"{questions}: questions file not found")
+    pairs = load_questions(questions)
+    if not pairs:
+        raise DataError(f"{questions}: no questions")
+    models = Path(args.models)
+    retriever_dir = Path(args.retriever) if args.retriever else newest_run(models, "retriever")
+    if args.reranker == "none" or args.rerank_top == 0:
+        reranker_spec = None
+    else:
+        reranker_spec = args.reranker or newest_run(models, "reranker") or ZERO_SHOT_RERANKER
+    print(f"infer: {len(pairs):,} wrong answers of {len({p.QuestionId for p in pairs}):,} questions in {questions}",
+          flush=True)
+    retriever = Retriever(retriever_dir, data.misconceptions, cache=cache_dir())
+    print(f"retriever: {retriever.path}{'' if retriever_dir else ' (embedded, zero-shot)'}; misconception "
+          f"embeddings {'from the cache' if retriever.cached else 'computed and cached'}", flush=True)
+    reranker = Reranker(reranker_spec) if reranker_spec else None
+    if reranker:
+        print(f"reranker: {reranker.name}, top {args.rerank_top} reranked", flush=True)
+    unseen = {m for m, n in data.real_row_counts().items() if n == 0}
+    if args.unseen_boost != 1.0:
+        print(f"unseen boost: x{args.unseen_boost:g} for {len(unseen):,} misconceptions with no row in train.csv",
+              flush=True)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    bar = tqdm(total=len(pairs), unit="pair", desc="infer", file=sys.stderr, disable=args.no_progress,
+               mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write("QuestionId_Answer,MisconceptionId\n")
+        for pair, ids in zip(pairs, rank_rows(pairs, retriever, data.misconceptions, k=25, reranker=reranker,
+                                              top_n=args.rerank_top, unseen=unseen, boost=args.unseen_boost,
+                                              batch_size=args.batch_size)):
+            f.write(f"{pair.key},{' '.join(map(str, ids))}\n")
+            bar.update(1)
+    bar.close()
+    os.replace(tmp, out)
+    seconds = time.perf_counter() - started
+    print(f"wrote {out}: {len(pairs):,} rows in {seconds:.0f} s ({len(pairs) / seconds:.1f} pairs/s overall)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no submission written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

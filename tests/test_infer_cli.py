@@ -1,0 +1,188 @@
+"""python -m pipelines.infer and python -m pipelines.evaluate as a user runs them."""
+import csv
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from eedi import load_eedi, load_questions
+from pipelines.infer import newest_run
+from store import DatasetStore
+from tests.conftest import run_cli
+from trainers.splits import FoldSpec
+
+
+def read_submission(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["QuestionId_Answer", "MisconceptionId"]
+    return [(key, [int(x) for x in ids.split(" ")]) for key, ids in rows[1:]]
+
+
+def assert_valid(submission, pairs, misconceptions):
+    assert [key for key, _ in submission] == [p.key for p in pairs]  # one row per wrong answer, input order
+    for _, ids in submission:
+        assert len(ids) == 25 == len(set(ids))
+        assert set(ids) <= set(misconceptions)
+
+
+def test_infer_on_test_csv_writes_a_valid_submission(tmp_path, data_dir):
+    out = tmp_path / "sub" / "submission.csv"
+    r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
+                "--out", str(out), "--reranker", "none", "--models", str(tmp_path / "none"), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "embedded, zero-shot" in r.stdout
+    data = load_eedi(data_dir)
+    pairs = load_questions(data_dir / "test.csv")
+    submission = read_submission(out)
+    assert_valid(submission, pairs, data.misconceptions)
+    sample = pd.read_csv(data_dir / "sample_submission.csv")
+    assert [k for k, _ in submission] == sample["QuestionId_Answer"].tolist()
+    assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_labelled_questions_boost_and_streaming(tmp_path, data_dir):
+    """A wide CSV with label columns (ignored), scored independently; a large boost fills the top with unseen ids."""
+    train = pd.read_csv(data_dir / "train.csv", dtype=str, keep_default_na=False)
+    questions = tmp_path / "labelled.csv"
+    train.head(40).to_csv(questions, index=False)
+    data = load_eedi(data_dir)
+    unseen = {m for m, n in data.real_row_counts().items() if n == 0}
+    outs = {}
+    for boost, batch in (("1", "256"), ("1", "5"), ("1000", "256")):
+        out = tmp_path / f"sub-{boost}-{batch}.csv"
+        r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(questions), "--out", str(out),
+                    "--reranker", "none", "--unseen-boost", boost, "--batch-size", batch,
+                    "--models", str(tmp_path / "none"), "--no-progress")
+        assert r.returncode == 0, r.stderr
+        outs[(boost, batch)] = read_submission(out)
+    pairs = load_questions(questions)
+    assert_valid(outs[("1", "256")], pairs, data.misconceptions)
+    assert outs[("1", "256")] == outs[("1", "5")]
+    assert all(set(ids) <= unseen for _, ids in outs[("1000", "256")])
+    # scored independently: MAP@25 over the labelled pairs
+    labelled = {p.key: p.MisconceptionId for p in load_questions(questions, data.misconceptions, labelled=True)}
+    ranked = dict(outs[("1", "256")])
+    ap = [1 / (ranked[k].index(m) + 1) if m in ranked[k] else 0.0 for k, m in labelled.items()]
+    assert 0 < sum(ap) / len(ap) < 1
+
+
+@pytest.mark.parametrize("case", ["missing file", "missing column", "bad retriever", "bad boost"])
+def test_user_mistakes_are_one_line_errors(tmp_path, data_dir, case):
+    out = tmp_path / "s.csv"
+    args = ["--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"), "--out", str(out),
+            "--reranker", "none", "--no-progress"]
+    if case == "missing file":
+        args[3] = str(tmp_path / "nope.csv")
+    elif case == "missing column":
+        broken = tmp_path / "broken.csv"
+        pd.read_csv(data_dir / "test.csv", dtype=str).drop(columns=["AnswerCText"]).to_csv(broken, index=False)
+        args[3] = str(broken)
+    elif case == "bad retriever":
+        (tmp_path / "empty").mkdir()
+        args += ["--retriever", str(tmp_path / "empty")]
+    else:
+        args += ["--unseen-boost", "0"]
+    r = run_cli("pipelines.infer", *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.stderr and "error:" in lines[-1], r.stderr
+    if case != "bad boost":  # argparse adds its usage line above the error
+        assert len(lines) == 1, r.stderr
+    assert not out.exists()
+
+
+def test_newest_trained_run_is_the_default(tmp_path):
+    for name, finished in (("a", "2026-01-02T00:00:00Z"), ("b", "2026-03-01T00:00:00Z"), ("c", "2026-02-01T00:00:00Z")):
+        folder = tmp_path / name / "retriever"
+        folder.mkdir(parents=True)
+        (folder / "training_card.json").write_text(json.dumps({"finished": finished}))
+    assert newest_run(tmp_path, "retriever") == tmp_path / "b" / "retriever"
+    assert newest_run(tmp_path, "reranker") is None
+
+
+@pytest.mark.llm
+def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir):
+    out = tmp_path / "submission.csv"
+    r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
+                "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "4", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert "qwen2.5-coder-0.5b (zero-shot), top 4 reranked" in r.stdout
+    data = load_eedi(data_dir)
+    assert_valid(read_submission(out), load_questions(data_dir / "test.csv"), data.misconceptions)
+
+
+def write_synthetic_version(store_path, data, spec: FoldSpec | None, n: int):
+    """A store version whose rows copy real pairs of the spec's fold (stand-ins for generated items)."""
+    rest, held = spec.split(data.train_pairs) if spec else (data.train_pairs, data.train_pairs)
+    store = DatasetStore.open(store_path)
+    try:
+        writer = store.new_version({"config": {"hide_fold": str(spec) if spec else None}})
+        for i, p in enumerate(held[:n]):
+            writer.append("train", {
+                "QuestionId": f"syn-{writer.version}-{i}", "SubjectName": p.SubjectName,
+                "ConstructName": p.ConstructName, "QuestionText": p.QuestionText + " (variant)",
+                "CorrectAnswerText": p.CorrectAnswerText, "IncorrectAnswerText": p.IncorrectAnswerText,
+                "MisconceptionId": p.MisconceptionId, "Rationale": "", "JudgeScore": 9.0,
+                "Version": writer.version, "ItemKey": f"{p.MisconceptionId}:{i}",
+                "ShotIds": [rest[0].key], "RealRowsHidden": str(spec) if spec else ""})
+        return writer.finish("complete")["id"]
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def small_data(tmp_path, data_dir):
+    """A smaller data folder cut from the shared one: 120 misconceptions with rows, 120 without."""
+    mapping = pd.read_csv(data_dir / "misconception_mapping.csv", dtype=str, keep_default_na=False)
+    train = pd.read_csv(data_dir / "train.csv", dtype=str, keep_default_na=False)
+    labels = [f"Misconception{x}Id" for x in "ABCD"]
+    as_id = {v: int(float(v)) for c in labels for v in train[c] if v}  # the file writes ids as 2142.0
+    labelled = sorted(set(as_id.values()), key=lambda m: (m * 7919) % 1009)[:120]
+    others = sorted(set(mapping["MisconceptionId"].astype(int)) - set(labelled))[:120]
+    keep = {v for v, m in as_id.items() if m in set(labelled)}
+    for c in labels:
+        train[c] = train[c].where(train[c].isin(keep), "")
+    train = train[(train[labels] != "").any(axis=1)]
+    folder = tmp_path / "small"
+    folder.mkdir()
+    train.to_csv(folder / "train.csv", index=False)
+    mapping[mapping["MisconceptionId"].astype(int).isin(set(labelled) | set(others))].to_csv(
+        folder / "misconception_mapping.csv", index=False)
+    return folder
+
+
+def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data):
+    data_dir = small_data
+    data = load_eedi(data_dir)
+    store = tmp_path / "store"
+    fold0 = FoldSpec("MisconceptionId", 2, 0, 0)
+    hidden_version = write_synthetic_version(store, data, fold0, 30)
+    ordinary_version = write_synthetic_version(store, data, None, 30)
+    report = tmp_path / "report"
+    args = ["pipelines.evaluate", "--data-dir", str(data_dir), "--store", str(store), "--report", str(report),
+            "--folds", "2", "--only-folds", "0", "--max-steps", "2", "--hard-negatives", "0",
+            "--reranker", "none", "--unseen-boost", "1,2", "--no-progress"]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert f"MisconceptionId-fold0: version {hidden_version}: 30 of 30 synthetic rows admissible" in r.stdout
+    assert f"MisconceptionId-fold0: version {ordinary_version}: 0 of 30" in r.stdout
+    assert f"ConstructId-fold0: version {hidden_version}: 0 of 30" in r.stdout
+    for name in ("report.md", "results.json", "map_by_condition.png", "uplift_by_cluster.png"):
+        assert (report / name).is_file(), name
+    results = json.loads((report / "results.json").read_text())
+    conditions = {(r["scheme"], r["condition"]) for r in results["runs"]}
+    assert conditions == {(s, c) for s in ("MisconceptionId", "ConstructId")
+                          for c in ("zero-shot", "real", f"real+{hidden_version}", f"real+{ordinary_version}")}
+    by = {(r["scheme"], r["condition"]): r for r in results["runs"]}
+    assert by[("MisconceptionId", f"real+{hidden_version}")]["synthetic_rows"] == 30
+    misc = by[("MisconceptionId", "real")]["variants"]["retriever|1"]["metrics"]
+    assert misc["seen"]["pairs"] == 0 and misc["unseen"]["pairs"] == misc["all"]["pairs"] > 0
+    text = (report / "report.md").read_text()
+    assert "unseen MAP@25" in text and f"real+{hidden_version} − real" in text
+    # the same command again reuses every finished condition
+    again = run_cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("done earlier") == 8
+    assert not math.isnan(results["summary"][0]["folds"])

@@ -1,0 +1,133 @@
+"""Ranking, the unseen boost, the misconception-embedding cache, fold specs and the evaluation's leak rule."""
+import math
+
+import numpy as np
+import pytest
+
+from eedi import load_eedi
+from inference.evaluation import EvalConfig, HiddenRows, admissible, evaluate_condition, make_folds
+from inference.ranking import RETRIEVER_TEMPERATURE, Retriever, boosted, rank_rows
+from pipelines.config import SynthConfig
+from pipelines.factory import plan, prepare
+from trainers.splits import FoldSpec
+
+
+@pytest.fixture(scope="module")
+def data(data_dir):
+    return load_eedi(data_dir)
+
+
+@pytest.fixture(scope="module")
+def retriever(data, tmp_path_factory):
+    return Retriever(None, data.misconceptions, cache=tmp_path_factory.mktemp("cache"))
+
+
+def test_boost_adds_temperature_times_log_factor_to_unseen_scores():
+    ids, scores = [1, 2, 3], [0.50, 0.48, 0.40]
+    assert boosted(ids, scores, {2}, 1.0, 0.05) == [1, 2, 3]
+    # 0.48 + 0.05 ln 2 = 0.5147 > 0.50
+    assert boosted(ids, scores, {2}, 2.0, 0.05) == [2, 1, 3]
+    # 0.40 + 0.05 ln 2 < 0.50: order kept below the gap
+    assert boosted(ids, scores, {3}, 2.0, 0.05) == [1, 2, 3]
+    assert boosted(ids, scores, {3}, math.exp(3), 0.05) == [3, 1, 2]
+    # a boost below 1 pushes unseen ones down
+    assert boosted(ids, scores, {1}, 0.5, 0.05) == [2, 1, 3]
+
+
+def test_misconception_embeddings_are_cached_per_retriever(data, retriever, tmp_path_factory):
+    assert not retriever.cached and retriever.cache_file.is_file()
+    again = Retriever(None, data.misconceptions, cache=retriever.cache_file.parents[1])
+    assert again.cached
+    np.testing.assert_array_equal(again.index.vectors, retriever.index.vectors)
+    # other names: another cache entry
+    fewer = dict(list(data.misconceptions.items())[:100])
+    other = Retriever(None, fewer, cache=retriever.cache_file.parents[1])
+    assert not other.cached and other.cache_file != retriever.cache_file
+
+
+def test_ranking_streams_in_batches_and_boost_favours_unseen(data, retriever):
+    pairs = data.train_pairs[:40]
+    whole = list(rank_rows(pairs, retriever, data.misconceptions, k=25, batch_size=256))
+    batched = list(rank_rows(pairs, retriever, data.misconceptions, k=25, batch_size=7))
+    assert whole == batched
+    assert all(len(ids) == 25 == len(set(ids)) for ids in whole)
+    unseen = {m for m, n in data.real_row_counts().items() if n == 0}
+    bonus = retriever.bonus(unseen, 2.0)
+    assert bonus.max() == pytest.approx(RETRIEVER_TEMPERATURE * math.log(2.0))
+    plain = sum(m in unseen for ids in whole for m in ids)
+    boosted_lists = list(rank_rows(pairs, retriever, data.misconceptions, k=25, unseen=unseen, boost=4.0))
+    assert sum(m in unseen for ids in boosted_lists for m in ids) > plain
+
+
+def test_fold_spec_round_trips_and_rejects_bad_text(data):
+    spec = FoldSpec("MisconceptionId", 5, 3, 2)
+    assert str(spec) == "MisconceptionId:k=5:seed=3:fold=2"
+    assert FoldSpec.parse(str(spec)) == spec
+    for bad in ("MisconceptionId", "Subject:k=5:seed=0:fold=1", "MisconceptionId:k=5:seed=0:fold=7",
+                "MisconceptionId:k=x:seed=0:fold=1"):
+        with pytest.raises(ValueError):
+            FoldSpec.parse(bad)
+    rest, held = spec.split(data.train_pairs)
+    assert len(rest) + len(held) == len(data.train_pairs)
+    assert not {p.MisconceptionId for p in rest} & {p.MisconceptionId for p in held}
+
+
+def test_leak_rule(data):
+    pairs = data.train_pairs
+    hidden_of = HiddenRows(pairs)
+    spec0 = FoldSpec("MisconceptionId", 5, 0, 0)
+    _, val0 = spec0.split(pairs)
+    _, val1 = FoldSpec("MisconceptionId", 5, 0, 1).split(pairs)
+    keys0 = {p.key for p in val0}
+    outside = next(p.key for p in pairs if p.key not in keys0)
+    made_for_0 = {"ShotIds": [outside], "RealRowsHidden": str(spec0)}
+    assert admissible(made_for_0, keys0, hidden_of)
+    # fold 1's validation rows were references when it was made
+    assert not admissible(made_for_0, {p.key for p in val1}, hidden_of)
+    # a shot among the validation rows
+    assert not admissible({**made_for_0, "ShotIds": [next(iter(keys0))]}, keys0, hidden_of)
+    # an ordinary run: every real question was a near-duplicate reference
+    assert not admissible({"ShotIds": [], "RealRowsHidden": ""}, keys0, hidden_of)
+    # hiding a construct fold: admissible for a misconception fold only if it hid all of its rows
+    construct0 = FoldSpec("ConstructId", 5, 0, 0)
+    assert admissible({"ShotIds": [], "RealRowsHidden": str(construct0)}, keys0, hidden_of) == \
+        (keys0 <= hidden_of(str(construct0)))
+
+
+def test_hidden_fold_targets_its_misconceptions_and_never_shows_its_rows(data_dir):
+    spec = FoldSpec("MisconceptionId", 5, 0, 1)
+    config = SynthConfig(data_dir=data_dir, hide_fold=spec, shots=5)
+    world = prepare(config)
+    _, held = spec.split(load_eedi(data_dir).train_pairs)
+    held_keys = {p.key for p in held}
+    assert not held_keys & {p.key for p in world.data.train_pairs}  # shots and near-duplicate references
+    targets = plan(world, config)
+    assert {t.misconception_id for t in targets} == {p.MisconceptionId for p in held}
+    assert not held_keys & {s.key for t in targets for s in t.shots}
+    assert config.as_record()["hide_fold"] == str(spec)
+
+
+def test_folds_by_misconception_and_construct_partition_the_rows(data):
+    config = EvalConfig(schemes=["MisconceptionId", "ConstructId"], folds=3)
+    folds = make_folds(data.train_pairs, config)
+    assert len(folds) == 6
+    for scheme in ("MisconceptionId", "ConstructId"):
+        mine = [f for f in folds if f.scheme == scheme]
+        assert sum(len(f.val) for f in mine) == len(data.train_pairs)
+        for f in mine:
+            key = "MisconceptionId" if scheme == "MisconceptionId" else "ConstructId"
+            assert not {getattr(p, key) for p in f.train} & {getattr(p, key) for p in f.val}
+
+
+def test_condition_variants_report_seen_and_unseen_pairs(data, retriever):
+    folds = make_folds(data.train_pairs, EvalConfig(schemes=["ConstructId"], folds=5, only_folds=[0]))
+    fold = folds[0]
+    val = fold.val[:60]
+    unseen = set(data.misconceptions) - {p.MisconceptionId for p in fold.train}
+    config = EvalConfig(boosts=[1.0, 2.0])
+    variants = evaluate_condition(retriever, val, set(), unseen, config, scores=None)
+    assert set(variants) == {"retriever|1", "retriever|2"}
+    m = variants["retriever|1"]["metrics"]
+    assert m["all"]["pairs"] == 60 == m["seen"]["pairs"] + m["unseen"]["pairs"]
+    assert 0 <= m["all"]["map@25"] <= m["all"]["recall@25"] <= m["all"]["recall@100"] <= 1
+    assert len(variants["retriever|1"]["ap"]) == 60
