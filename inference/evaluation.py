@@ -240,13 +240,16 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                     reranker = Reranker(config.reranker)
                 scores = ScoreCache(reranker, misconceptions)
             variants = evaluate_condition(retriever, fold.val, rerank_sample, unseen_ids, config, scores)
+            covered = {e.misconception_id for e in examples or [] if e.source != "real"}
             record = {"fingerprint": stamp, "scheme": fold.scheme, "fold": fold.fold, "condition": name,
                       "train_rows": len(examples or []), "synthetic_rows": counts[name],
+                      "synthetic_misconceptions": len(covered),
+                      # validation pairs whose misconception has synthetic training rows here
+                      "covered_pairs": [p.key for p in fold.val if p.MisconceptionId in covered],
                       "val_pairs": len(fold.val), "rerank_pairs": len(rerank_sample) if scores else 0,
                       "unseen_val_pairs": sum(p.MisconceptionId in unseen_ids for p in fold.val),
                       "seconds": {"train": train_seconds, "total": round(time.perf_counter() - started, 1)},
-                      "variants": variants,
-                      "clusters": {}}
+                      "variants": variants}
             _write_json(file, record)
             done_here[name] = record
             best = variants[f"retriever|{config.boosts[0]:g}"]["metrics"]
@@ -288,6 +291,23 @@ def uplift(results: list[dict], condition: str, baseline: str = "real", variant:
         b = base["variants"][variant]["metrics"][group][f"map@{k}"]
         if a is not None and b is not None:
             out.setdefault(scheme, []).append(round(a - b, 4))
+    return out
+
+
+def covered_uplift(results: list[dict], condition: str, baseline: str = "real",
+                   variant: str = "retriever|1") -> dict[str, list[tuple[int, float, float]]]:
+    """Per scheme and fold: (pairs, baseline MAP, condition MAP) over the validation pairs whose
+    misconception has synthetic rows in ``condition`` (what the synthetic rows do where they exist)."""
+    by = {(r["scheme"], r["fold"], r["condition"]): r for r in results}
+    out: dict[str, list[tuple[int, float, float]]] = {}
+    for (scheme, fold, cond), r in sorted(by.items()):
+        base = by.get((scheme, fold, baseline))
+        keys = r.get("covered_pairs") or []
+        if cond != condition or base is None or not keys or variant not in r["variants"]:
+            continue
+        a, b = r["variants"][variant]["ap"], base["variants"][variant]["ap"]
+        out.setdefault(scheme, []).append((len(keys), round(statistics.fmean(b[x] for x in keys), 4),
+                                           round(statistics.fmean(a[x] for x in keys), 4)))
     return out
 
 

@@ -5,7 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from inference.evaluation import DEPTH, summarise, uplift
+from inference.evaluation import DEPTH, covered_uplift, summarise, uplift
 
 SCHEME_NAMES = {"MisconceptionId": "grouped by misconception", "ConstructId": "grouped by construct"}
 
@@ -123,6 +123,10 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
             lines.append(f"- {condition} − real, {SCHEME_NAMES.get(scheme, scheme)}, unseen MAP@{k} "
                          f"(retriever, no boost): per fold {', '.join(f'{d:+.4f}' for d in deltas)}; "
                          f"mean {mean:+.4f} ± {sd:.4f} (sd over {len(deltas)} folds)")
+        for scheme, folds in covered_uplift(results, condition).items():
+            lines.append(f"- {condition}, {SCHEME_NAMES.get(scheme, scheme)}, on the validation pairs whose "
+                         f"misconception has synthetic rows: " + "; ".join(
+                             f"{n} pairs, MAP@{k} {b:.4f} (real) → {a:.4f} ({a - b:+.4f})" for n, b, a in folds))
     if synthetic:
         per_cluster = cluster_uplift(results, synthetic[-1], cluster_of)
         plot_cluster_uplift(per_cluster, report / "uplift_by_cluster.png",

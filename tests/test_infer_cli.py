@@ -181,6 +181,9 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     assert misc["seen"]["pairs"] == 0 and misc["unseen"]["pairs"] == misc["all"]["pairs"] > 0
     text = (report / "report.md").read_text()
     assert "unseen MAP@25" in text and f"real+{hidden_version} − real" in text
+    covered = by[("MisconceptionId", f"real+{hidden_version}")]["covered_pairs"]
+    assert covered and f"real+{hidden_version}, grouped by misconception, on the validation pairs whose" in text
+    assert by[("ConstructId", f"real+{hidden_version}")]["same_as"] == "real"
     # the same command again reuses every finished condition
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
