@@ -1,7 +1,11 @@
-"""argparse value types shared by the command-line interfaces (a bad value is a one-line usage error, exit 2)."""
+"""What the command-line interfaces share: argparse value types (a bad value is a usage error, exit 2),
+the fold flags, and ``run_main``: a user's mistake is one line and exit 2, Ctrl-C exit 130."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from collections.abc import Callable
 
 
 def positive(value: str) -> int:
@@ -30,3 +34,24 @@ def add_fold_args(group) -> None:
                        help="group the folds by misconception (each fold's misconceptions are unseen in the "
                             "other folds) or by construct (default misconception)")
     group.add_argument("--fold-seed", type=int, default=0, metavar="S", help="seed of the fold assignment (default 0)")
+
+
+def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+             user_errors: tuple[type[BaseException], ...], interrupted: str) -> int:
+    """Run a CLI's job with ``--threads`` applied; user errors and unreadable files print ``error: ...``."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        return run(args)
+    except user_errors as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130

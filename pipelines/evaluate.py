@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
-from pipelines.args import FOLD_BY, add_fold_args, count, positive
+from pipelines.args import FOLD_BY, add_fold_args, count, positive, run_main
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
@@ -161,19 +160,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    try:
-        return run(args)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: finished folds are kept; run the same command again to continue", file=sys.stderr)
-        return 130
+    return run_main(run, args, USER_ERRORS, "interrupted: finished folds are kept; run the same command again to continue")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
-from pipelines.args import count, positive
+from pipelines.args import count, positive, run_main
 from prompts import TemplateError
 from trainers import TrainError
 
@@ -125,15 +125,18 @@ def run(args: argparse.Namespace) -> int:
     tmp = out.with_name(f".{out.name}.tmp")
     bar = tqdm(total=len(pairs), unit="pair", desc="infer", file=sys.stderr, disable=args.no_progress,
                mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write("QuestionId_Answer,MisconceptionId\n")
-        for pair, ids in zip(pairs, rank_rows(pairs, retriever, data.misconceptions, k=25, reranker=reranker,
-                                              top_n=args.rerank_top, unseen=unseen, boost=args.unseen_boost,
-                                              batch_size=args.batch_size)):
-            f.write(f"{pair.key},{' '.join(map(str, ids))}\n")
-            bar.update(1)
-    bar.close()
-    os.replace(tmp, out)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write("QuestionId_Answer,MisconceptionId\n")
+            for pair, ids in zip(pairs, rank_rows(pairs, retriever, data.misconceptions, k=25, reranker=reranker,
+                                                  top_n=args.rerank_top, unseen=unseen, boost=args.unseen_boost,
+                                                  batch_size=args.batch_size)):
+                f.write(f"{pair.key},{' '.join(map(str, ids))}\n")
+                bar.update(1)
+        os.replace(tmp, out)
+    finally:
+        bar.close()
+        tmp.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(pairs):,} rows in {seconds:.0f} s ({len(pairs) / seconds:.1f} pairs/s overall)")
     return 0
@@ -141,19 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    try:
-        return run(args)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no submission written", file=sys.stderr)
-        return 130
+    return run_main(run, args, USER_ERRORS, "interrupted: no submission written")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
 from embeddings import EmbedderError
-from pipelines.args import count, positive
+from pipelines.args import count, positive, run_main
 from prompts import TemplateError
 from store import StoreError, now_iso
 from trainers import TrainError
@@ -349,23 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("learning rates must be positive")
     if math.isnan(args.synth_ratio):
         parser.error("--synth-ratio must be a number")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub while training
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    try:
-        return run(args)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: nothing was saved for the stage in progress", file=sys.stderr)
-        return 130
+    return run_main(run, args, USER_ERRORS, "interrupted: nothing was saved for the stage in progress")
 
 
 if __name__ == "__main__":
