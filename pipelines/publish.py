@@ -122,11 +122,38 @@ def _reason(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+@contextlib.contextmanager
+def _hub_errors(url: str, repo_id: str):
+    """The Hub's refusals and transport failures as one-line PublishErrors."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        yield
+    except HfHubHTTPError as e:
+        status = e.response.status_code if e.response is not None else "?"
+        raise PublishError(f"the Hub at {url} refused the push to {repo_id} (HTTP {status}): {_reason(e)}") from None
+    except (*_transport_errors(), OSError) as e:
+        raise PublishError(f"cannot reach the Hub at {url}: {_reason(e)}") from None
+    except ValueError as e:  # huggingface_hub's checks of the server's answers and of README metadata
+        raise PublishError(f"push to {repo_id} failed: {_reason(e)}") from None
+
+
+def check_access(repo_id: str, endpoint: str | None = None, token: str | None = None) -> None:
+    """Before a long run that ends in a push: the id is well formed, a token exists and the Hub accepts it."""
+    from huggingface_hub import HfApi
+
+    if not REPO_ID.match(repo_id):
+        raise PublishError(f"--push-to-hub {repo_id!r}: expected a Hub repository id ORG/NAME")
+    token = resolve_token(token)
+    url = endpoint_of(endpoint)
+    with _hub_errors(url, repo_id), _network_allowed():
+        HfApi(endpoint=url, token=token).whoami()
+
+
 def push_version(store: Path, version: str, repo_id: str, endpoint: str | None = None, token: str | None = None,
                  private: bool = False, log=print) -> dict:
     """Push ``version`` (an id or ``latest``) of ``store`` to the dataset repository ``repo_id``."""
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     store = Path(store)
     if not REPO_ID.match(repo_id):
@@ -140,32 +167,22 @@ def push_version(store: Path, version: str, repo_id: str, endpoint: str | None =
                   for p, f in sorted(files.items())]
     log(f"publish: {version} of {store} -> {url}/datasets/{repo_id} ({len(operations)} files, "
         f"{len(records)} version(s) up to {version})")
-    try:
-        with _network_allowed():
-            api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private or None)
-            commit = api.create_commit(repo_id, operations, repo_type="dataset",
-                                       commit_message=f"Add version {version}",
-                                       commit_description=f"Dataset store version {version}, pushed by "
-                                                          "misconception-factory pipelines.publish.")
-            api.create_tag(repo_id, tag=version, revision=commit.oid, repo_type="dataset",
-                           tag_message=f"Dataset store version {version}", exist_ok=True)
-    except HfHubHTTPError as e:
-        status = e.response.status_code if e.response is not None else "?"
-        raise PublishError(f"the Hub at {url} refused the push to {repo_id} (HTTP {status}): {_reason(e)}") from None
-    except (*_transport_errors(), OSError) as e:
-        raise PublishError(f"cannot reach the Hub at {url}: {_reason(e)}") from None
-    except ValueError as e:  # huggingface_hub's checks of the server's answers and of README metadata
-        raise PublishError(f"push to {repo_id} failed: {_reason(e)}") from None
+    with _hub_errors(url, repo_id), _network_allowed():
+        api.create_repo(repo_id, repo_type="dataset", exist_ok=True, private=private or None)
+        commit = api.create_commit(repo_id, operations, repo_type="dataset",
+                                   commit_message=f"Add version {version}",
+                                   commit_description=f"Dataset store version {version}, pushed by "
+                                                      "misconception-factory pipelines.publish.")
+        api.create_tag(repo_id, tag=version, revision=commit.oid, repo_type="dataset",
+                       tag_message=f"Dataset store version {version}", exist_ok=True)
     log(f"publish: {repo_id} holds {version} at commit {commit.oid[:12]}, tagged {version}: {commit.commit_url}")
     return {"version": version, "commit": commit.oid, "url": commit.commit_url, "files": sorted(files)}
 
 
 def preflight_cli(repo_id: str) -> int:
-    """For other CLIs, before a long run: check the repository id and the token; exit status 0 or 2."""
+    """For other CLIs, before a long run: check the repository id, the token and that the Hub answers; 0 or 2."""
     try:
-        if not REPO_ID.match(repo_id):
-            raise PublishError(f"--push-to-hub {repo_id!r}: expected a Hub repository id ORG/NAME")
-        resolve_token()
+        check_access(repo_id)
     except PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

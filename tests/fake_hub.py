@@ -112,6 +112,8 @@ class FakeHub:
         self._send(handler, status, payload, code)
 
     def _route(self, method: str, path: str, body: bytes) -> tuple[int, dict, str | None]:
+        if method == "GET" and path == "/api/whoami-v2":
+            return 200, {"type": "user", "name": "tester", "orgs": []}, None
         if method == "POST" and path == "/api/repos/create":
             req = json.loads(body)
             repo_id = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]

@@ -108,4 +108,16 @@ def test_synth_push_to_hub_checks_repo_and_token_before_the_run(tmp_path):
     assert "no Hugging Face token" in line
     line = _one_line_error(run_cli(*args, "--push-to-hub", "no-slash", env={"HF_TOKEN": "hf_x"}))
     assert "expected a Hub repository id ORG/NAME" in line
+    # no network (nothing listens on port 9), even with HF_HUB_OFFLINE set: refused before the run
+    offline = {"HF_TOKEN": "hf_x", "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "1"}
+    line = _one_line_error(run_cli(*args, "--push-to-hub", "org/name", env=offline))
+    assert "cannot reach the Hub at http://127.0.0.1:9" in line
+    with FakeHub() as hub:
+        line = _one_line_error(run_cli(*args, "--push-to-hub", "org/name",
+                                       env={"HF_TOKEN": "hf_wrong", "HF_ENDPOINT": hub.url}))
+        assert "refused" in line and "HTTP 401" in line
+        # the right token: the check passes and the run starts (and stops at the missing data folder)
+        line = _one_line_error(run_cli(*args, "--push-to-hub", "org/name",
+                                       env={"HF_TOKEN": hub.token, "HF_ENDPOINT": hub.url}))
+        assert "data folder not found" in line
     assert not (tmp_path / "s").exists()  # nothing ran
