@@ -108,7 +108,7 @@ def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir):
     r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
                 "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "4", "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert "qwen2.5-coder-0.5b (zero-shot), top 4 reranked" in r.stdout
+    assert "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot), top 4 reranked" in r.stdout
     data = load_eedi(data_dir)
     assert_valid(read_submission(out), load_questions(data_dir / "test.csv"), data.misconceptions)
 
