@@ -53,7 +53,7 @@ def plot_map(rows: list[dict], path: Path, k: int = 25) -> None:
 
     chosen = [r for r in rows if r["stage"] != "retriever-sample"]
     schemes = sorted({r["scheme"] for r in chosen})
-    fig, axes = plt.subplots(1, len(schemes), figsize=(7 * len(schemes), 0.35 * len(chosen) + 2.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(schemes), figsize=(9 * len(schemes), 0.35 * len(chosen) + 2.5), squeeze=False)
     for ax, scheme in zip(axes[0], schemes):
         sel = [r for r in chosen if r["scheme"] == scheme]
         labels = [f"{r['condition']} | {r['stage']} | boost {r['boost']:g}" for r in sel]
