@@ -120,13 +120,11 @@ class ScoreCache:
 
     def __init__(self, reranker: Reranker, misconceptions: dict[int, str]):
         self.reranker, self.misconceptions, self.scores = reranker, misconceptions, {}
-        self.computed = 0
 
     def __call__(self, pair: Pair, ids: list[int]) -> dict[int, float]:
         todo = [m for m in ids if (pair.key, m) not in self.scores]
         for m, s in zip(todo, self.reranker.score(pair, [self.misconceptions[m] for m in todo])):
             self.scores[(pair.key, m)] = s
-        self.computed += len(todo)
         return {m: self.scores[(pair.key, m)] for m in ids}
 
 
@@ -136,6 +134,7 @@ def evaluate_condition(retriever: Retriever, val: list[Pair], rerank_sample: set
     truths = {p.key: int(p.MisconceptionId) for p in val}
     unseen_keys = {p.key for p in val if p.MisconceptionId in unseen_ids}
     variants = {}
+    by_key = {p.key: p for p in val}
     vectors = retriever.encode(val)
     for boost in config.boosts:
         hits = retriever.search(vectors, DEPTH, retriever.bonus(unseen_ids, boost))
@@ -143,7 +142,6 @@ def evaluate_condition(retriever: Retriever, val: list[Pair], rerank_sample: set
         variants[f"retriever|{boost:g}"] = score_rankings(plain, truths, unseen_keys, config.k)
         if scores is not None:
             sample = {x: plain[x] for x in plain if x in rerank_sample}
-            by_key = {p.key: p for p in val}
             reranked = {}
             for key, ids in sample.items():
                 head = ids[:config.top_n]

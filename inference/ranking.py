@@ -143,8 +143,7 @@ def rerank(row: Any, retrieved: list[int], top_n: int, scores_of: Callable[[Any,
 
 def rank_rows(rows: Sequence[Any], retriever: Retriever, misconceptions: dict[int, str], k: int = 25,
               reranker: Reranker | None = None, top_n: int = 8, unseen: set[int] = frozenset(),
-              boost: float = 1.0, batch_size: int = 256,
-              on_batch: Callable[[int], None] | None = None) -> Iterator[list[int]]:
+              boost: float = 1.0, batch_size: int = 256) -> Iterator[list[int]]:
     """The top-k misconception ids of each row, in input order, computed a batch at a time."""
     bonus = retriever.bonus(unseen, boost)
     for start in range(0, len(rows), batch_size):
@@ -155,5 +154,3 @@ def rank_rows(rows: Sequence[Any], retriever: Retriever, misconceptions: dict[in
                              lambda r, head: dict(zip(head, reranker.score(r, [misconceptions[m] for m in head]))),
                              unseen, boost)
             yield ids[:k]
-        if on_batch:
-            on_batch(len(batch))
