@@ -9,7 +9,8 @@ Conditions, on the same folds and seeds:
 - ``zero-shot``: the base retriever, untrained;
 - ``real``: the retriever trained on the fold's real training rows;
 - ``real+<version>``: trained on those rows plus the admissible synthetic rows of a store version
-  (mixed by ``trainers.data.mix``).
+  (mixed by ``trainers.data.mix``); ``real+<version>x<R>`` uses each synthetic row R times per
+  epoch (``EvalConfig.repeats``).
 
 Each ranked with and without the reranker, and with each unseen boost.  Pairs are reported
 all together, for misconceptions seen in the fold's real training rows, and for unseen ones.
@@ -21,7 +22,8 @@ include all of f's validation rows.  Rows of ordinary runs were checked against 
 question, so they train no fold.
 
 Every (scheme, fold, condition) result is written to ``<report>/runs/`` as it finishes; a
-re-run with the same settings reuses them (a kill loses the condition in flight only).
+re-run reuses each one whose own settings are unchanged (``EvalConfig.fingerprint``: adding a
+version or a repeat does not retrain ``real``), so a kill loses the condition in flight only.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from eedi import Pair
@@ -54,6 +56,7 @@ class EvalConfig:
     only_folds: list[int] | None = None  # None: every fold
     retriever: RetrieverConfig = field(default_factory=lambda: RetrieverConfig(max_steps=None))
     mix: MixRule = field(default_factory=lambda: MixRule(per_misconception=4, ratio=math.inf))
+    repeats: list[int] = field(default_factory=lambda: [1])  # synthetic conditions per version: mix.repeat
     reranker: str | None = "qwen2.5-coder-0.5b"  # None: no reranked variants
     top_n: int = 8
     rerank_pairs: int | None = 64  # validation pairs per fold reranked (None: all)
@@ -65,9 +68,21 @@ class EvalConfig:
         record["mix"] = self.mix.record()
         return record
 
-    def fingerprint(self, versions: list[str]) -> str:
-        text = json.dumps({**self.record(), "versions": versions}, sort_keys=True, default=str)
+    def fingerprint(self, condition: str) -> str:
+        """The settings one condition's result depends on (a store version's rows never change)."""
+        record = self.record()
+        del record["only_folds"], record["repeats"]
+        if condition == "zero-shot":
+            record["retriever"] = {"base": self.retriever.base}
+        if condition in ("zero-shot", "real"):
+            del record["mix"]
+        text = json.dumps({**record, "condition": condition}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
+        """(condition, version, mixing rule) for every version and repeat."""
+        return [(f"real+{v}" + (f"x{r}" if r != 1 else ""), v, replace(self.mix, repeat=r))
+                for v in versions for r in self.repeats]
 
 
 def admissible(row: dict, val_keys: set[str], hidden_of: Callable[[str], set[str]]) -> bool:
@@ -184,7 +199,6 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
     """
     runs = report / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    stamp = config.fingerprint(sorted(synthetic))
     hidden_of = HiddenRows(pairs)
     reranker = None
     results = []
@@ -197,17 +211,18 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
         val_keys = set(keys)
         conditions: dict[str, list[Example] | None] = {"zero-shot": None, "real": real_examples(fold.train)}
         counts = {"zero-shot": 0, "real": 0}
-        for version, rows in synthetic.items():
-            ok = [r for r in rows if admissible(r, val_keys, hidden_of)]
-            examples, stats = mix(conditions["real"], synthetic_examples(ok, misconceptions), config.mix)
-            conditions[f"real+{version}"] = examples
-            counts[f"real+{version}"] = stats["synthetic_used"]
-            log(f"{fold.name}: version {version}: {len(ok)} of {len(rows)} synthetic rows admissible "
-                f"(leak rule), {stats['synthetic_used']} used")
+        for name, version, rule in config.synthetic_conditions(synthetic):
+            ok = [r for r in synthetic[version] if admissible(r, val_keys, hidden_of)]
+            examples, stats = mix(conditions["real"], synthetic_examples(ok, misconceptions), rule)
+            conditions[name] = examples
+            counts[name] = stats["synthetic_used"]
+            log(f"{fold.name} {name}: {len(ok)} of {len(synthetic[version])} synthetic rows admissible "
+                f"(leak rule), {stats['synthetic_used']} used" + (f" x{rule.repeat}" if rule.repeat > 1 else ""))
         scores = None
         done_here: dict[str, dict] = {}
         for name, examples in conditions.items():
             file = runs / f"{fold.name}-{_slug(name)}.json"
+            stamp = config.fingerprint(name)
             if file.is_file():
                 done = json.loads(file.read_text())
                 if done.get("fingerprint") == stamp:
@@ -217,7 +232,7 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                     continue
             if name != "real" and counts[name] == 0 and "real" in done_here:
                 # no admissible synthetic row: the same training data as "real", so the same model
-                record = {**done_here["real"], "condition": name, "same_as": "real"}
+                record = {**done_here["real"], "condition": name, "same_as": "real", "fingerprint": stamp}
                 _write_json(file, record)
                 log(f"{fold.name} {name}: no admissible synthetic row, same as real")
                 results.append(record)

@@ -46,7 +46,7 @@ def _ints(value: str) -> list[int]:
     try:
         return sorted({int(v) for v in value.split(",") if v.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected fold numbers separated by commas, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {value!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=float, default=R.lr, help=f"learning rate (default {R.lr:g})")
     r.add_argument("--synth-per-misconception", type=positive, default=4, metavar="N",
                    help="at most N synthetic rows per misconception, best judge score first (default 4)")
+    r.add_argument("--synth-repeat", type=_ints, default=[1], metavar="R,...",
+                   help="each a condition per version: every synthetic row used R times per epoch (default 1)")
     r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
 
     rr = p.add_argument_group("reranker and boost")
@@ -116,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         if name not in FOLD_BY:
             raise DataError(f"--schemes: {name!r} is not one of {', '.join(FOLD_BY)}")
         schemes.append(FOLD_BY[name])
+    if min(args.synth_repeat, default=1) < 1:
+        raise DataError(f"--synth-repeat {min(args.synth_repeat)}: a repeat is at least 1")
     if args.only_folds and max(args.only_folds) >= args.folds:
         raise DataError(f"--only-folds {max(args.only_folds)}: folds are 0..{args.folds - 1}")
     synthetic: dict[str, list[dict]] = {}
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
         retriever=RetrieverConfig(max_steps=args.max_steps or None, batch_size=args.batch_size,
                                   hard_negatives=args.hard_negatives, lr=args.lr, seed=args.seed),
-        mix=MixRule(args.synth_per_misconception, math.inf, args.seed),
+        mix=MixRule(args.synth_per_misconception, math.inf, args.seed), repeats=args.synth_repeat,
         reranker=None if args.reranker == "none" else args.reranker, top_n=args.rerank_top,
         rerank_pairs=args.rerank_pairs or None, boosts=args.unseen_boost)
     report = Path(args.report)
@@ -152,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
               f"Command: `python -m pipelines.evaluate {' '.join(sys.argv[1:])}`",
               f"Retriever: embedded all-MiniLM-L6-v2, trained {steps} per fold and condition (batch "
               f"{args.batch_size}, {args.hard_negatives} hard negatives, lr {args.lr:g}). {reranker} Synthetic rows: "
-              f"at most {args.synth_per_misconception} per misconception, only those the leak rule admits."]
+              f"at most {args.synth_per_misconception} per misconception, only those the leak rule admits"
+              + ("; conditions xR use each R times per epoch." if args.synth_repeat != [1] else ".")]
     path = write_report(results, report, config.record(), header, cluster_of)
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
     return 0

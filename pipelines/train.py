@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     mixing.add_argument("--synth-ratio", type=_ratio, default=1.0, metavar="R",
                         help="at most R synthetic rows per real training row, taken round-robin over "
                              "misconceptions (default 1.0; inf: no limit)")
+    mixing.add_argument("--synth-repeat", type=positive, default=1, metavar="N",
+                        help="use each chosen synthetic row N times per epoch (oversampling; default 1)")
 
     val = p.add_argument_group("validation (real rows of misconceptions unseen in training)")
     val.add_argument("--holdout", type=_fraction, default=None, metavar="F",
@@ -223,11 +225,11 @@ def run(args: argparse.Namespace) -> int:
     real = real_examples(train_pairs)
     val = real_examples(val_pairs)
     synthetic = synthetic_examples(selection.rows, data.misconceptions)
-    rule = MixRule(args.synth_per_misconception, args.synth_ratio, seed)
+    rule = MixRule(args.synth_per_misconception, args.synth_ratio, seed, args.synth_repeat)
     examples, stats = mix(real, synthetic, rule, held)
     _log(f"data: {len(data.train_pairs):,} real pairs in {data_dir}; {len(held)} misconceptions held out "
          f"({len(val):,} validation rows); training on {stats['real']:,} real + {stats['synthetic_used']:,} "
-         f"synthetic rows" + (f" from {len(selection.versions)} version(s) of {store}: "
+         f"synthetic rows" + (f" (x{rule.repeat})" if rule.repeat > 1 else "") + (f" from {len(selection.versions)} version(s) of {store}: "
                               f"{', '.join(selection.versions) or 'none'}" if store else " (no --store)"))
     if stats["synthetic_dropped_held_out"]:
         _log(f"data: {stats['synthetic_dropped_held_out']} synthetic rows of held-out misconceptions left out")

@@ -9,6 +9,8 @@ from inference.evaluation import EvalConfig, HiddenRows, admissible, evaluate_co
 from inference.ranking import RETRIEVER_TEMPERATURE, Retriever, boosted, rank_rows
 from pipelines.config import SynthConfig
 from pipelines.factory import plan, prepare
+from trainers.data import MixRule
+from trainers.retriever import RetrieverConfig
 from trainers.splits import FoldSpec
 
 
@@ -117,6 +119,21 @@ def test_folds_by_misconception_and_construct_partition_the_rows(data):
         for f in mine:
             key = "MisconceptionId" if scheme == "MisconceptionId" else "ConstructId"
             assert not {getattr(p, key) for p in f.train} & {getattr(p, key) for p in f.val}
+
+
+def test_each_condition_is_reused_unless_its_own_settings_change():
+    base = EvalConfig(repeats=[1, 4])
+    names = [name for name, _, _ in base.synthetic_conditions(["v1"])]
+    assert names == ["real+v1", "real+v1x4"]
+    assert [rule.repeat for _, _, rule in base.synthetic_conditions(["v1"])] == [1, 4]
+    more = EvalConfig(repeats=[1, 4, 16], only_folds=[0], mix=MixRule(per_misconception=2, ratio=math.inf))
+    for condition in ("zero-shot", "real", "real+v1x4"):  # more repeats, fewer folds: nothing retrains
+        same = condition != "real+v1x4"
+        assert (base.fingerprint(condition) == more.fingerprint(condition)) == same
+    faster = EvalConfig(retriever=RetrieverConfig(max_steps=10))
+    assert faster.fingerprint("zero-shot") == base.fingerprint("zero-shot")
+    assert faster.fingerprint("real") != base.fingerprint("real")
+    assert EvalConfig(boosts=[1.0]).fingerprint("zero-shot") != base.fingerprint("zero-shot")
 
 
 def test_condition_variants_report_seen_and_unseen_pairs(data, retriever):

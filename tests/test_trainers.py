@@ -115,6 +115,8 @@ def test_mix_caps_per_misconception_then_ratio_round_robin():
     used = [e for e in examples[len(real):]]
     assert len(used) == 3 and {e.misconception_id for e in used} == {1, 2, 3}  # coverage before depth
     assert examples[:len(real)] == real
+    examples, stats = mix(real, synthetic, MixRule(per_misconception=2, ratio=0.75, repeat=3), held_out={4})
+    assert examples[len(real):] == used * 3 and stats["synthetic_used"] == 3 and stats["total"] == 4 + 9
 
 
 def test_versions_latest_all_ids_since_and_running(tmp_path, data_dir):

@@ -20,7 +20,10 @@ The mixing rule (``mix``):
    first (ties by QuestionId);
 4. at most ``ratio`` x (real rows) synthetic rows in all, taken round-robin over
    misconceptions (every misconception's best row before any second row), so a cap
-   keeps coverage rather than depth.
+   keeps coverage rather than depth;
+5. each chosen synthetic row is used ``repeat`` times per epoch (oversampling: a handful
+   of rows among thousands of real ones otherwise moves the model little).  Batches never
+   hold one misconception twice, so copies never meet as each other's negatives.
 """
 from __future__ import annotations
 
@@ -160,10 +163,12 @@ class MixRule:
     per_misconception: int = 4  # synthetic rows per misconception at most
     ratio: float = 1.0  # synthetic rows per real training row at most (math.inf: no limit)
     seed: int = 0
+    repeat: int = 1  # times each chosen synthetic row is used per epoch
 
     def record(self) -> dict:
         return {"synth_per_misconception": self.per_misconception,
-                "synth_ratio": None if math.isinf(self.ratio) else self.ratio, "seed": self.seed}
+                "synth_ratio": None if math.isinf(self.ratio) else self.ratio, "synth_repeat": self.repeat,
+                "seed": self.seed}
 
 
 def mix(real: list[Example], synthetic: list[Example], rule: MixRule,
@@ -190,5 +195,5 @@ def mix(real: list[Example], synthetic: list[Example], rule: MixRule,
              "synthetic_dropped_held_out": len(synthetic) - len(pool),
              "synthetic_after_cap": capped, "synthetic_used": len(chosen),
              "synthetic_misconceptions": len({e.misconception_id for e in chosen}),
-             "total": len(real) + len(chosen)}
-    return real + chosen, stats
+             "synthetic_repeat": rule.repeat, "total": len(real) + len(chosen) * rule.repeat}
+    return real + chosen * rule.repeat, stats
