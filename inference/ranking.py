@@ -101,14 +101,14 @@ class Reranker:
         folder = Path(spec)
         if (folder / "training_card.json").is_file():
             self.model, self.tokenizer = load_reranker(folder)
-            self.name = f"{folder} (trained)"
+            self.name, self.trained = f"{folder} (trained)", True
         elif folder.is_dir() and (folder / "adapter_config.json").is_file():
             raise TrainError(f"{folder}: a LoRA adapter without its training card; cannot tell its base model")
         else:
             base = resolve_base(str(spec))
             self.tokenizer = load_tokenizer(base)
             self.model, _ = load_model(base, quantize_4bit=False)
-            self.name = f"{base.name} (zero-shot)"
+            self.name, self.trained = f"{base.name} (zero-shot)", False
         self.model.eval()
         self.yes, self.no = answer_ids(self.tokenizer)
         self.build = PromptBuilder(self.tokenizer, max_tokens, with_rationale=False)

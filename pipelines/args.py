@@ -38,8 +38,11 @@ def add_fold_args(group) -> None:
 
 def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
              user_errors: tuple[type[BaseException], ...], interrupted: str) -> int:
-    """Run a CLI's job with ``--threads`` applied; user errors and unreadable files print ``error: ...``."""
+    """Run a CLI's job with ``--threads`` and ``--no-progress`` applied; user errors and unreadable files
+    print ``error: ...``."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if getattr(args, "no_progress", False):
+        os.environ["TQDM_DISABLE"] = "1"  # libraries' bars too (transformers' GGUF loading)
     if getattr(args, "threads", None):
         import torch
 

@@ -114,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
           f"embeddings {'from the cache' if retriever.cached else 'computed and cached'}", flush=True)
     reranker = Reranker(reranker_spec) if reranker_spec else None
     if reranker:
-        print(f"reranker: {reranker.name}, top {args.rerank_top} reranked", flush=True)
+        print(f"reranker: {reranker.name}, top {args.rerank_top} reranked"
+              + ("; untrained, it lowered MAP@25 in README's evaluation (--reranker none skips it)"
+                 if not reranker.trained else ""), flush=True)
     unseen = {m for m, n in data.real_row_counts().items() if n == 0}
     if args.unseen_boost != 1.0:
         print(f"unseen boost: x{args.unseen_boost:g} for {len(unseen):,} misconceptions with no row in train.csv",
