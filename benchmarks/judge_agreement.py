@@ -23,6 +23,7 @@ import statistics
 import time
 
 import numpy as np
+from pydantic import ValidationError
 
 from eedi import load_eedi, resolve_data_dir
 from embeddings import Embedder
@@ -50,7 +51,19 @@ def main() -> None:
 
     data = load_eedi(resolve_data_dir(args.data_dir))
     rng = random.Random(args.seed)
-    pairs = rng.sample([p for p in data.train_pairs if p.MisconceptionId is not None], args.pairs)
+    labelled = [p for p in data.train_pairs if p.MisconceptionId is not None]
+    rng.shuffle(labelled)
+    items = []  # real rows whose answers fit the generator's schema (some answers are images or long)
+    for p in labelled:
+        try:
+            items.append((p, GeneratedQuestion.model_validate({
+                "subject": p.SubjectName, "construct": p.ConstructName, "question": p.QuestionText,
+                "correct_answer": p.CorrectAnswerText, "misconception_answer": p.IncorrectAnswerText,
+                "other_wrong_answers": [a for a in p.OtherAnswerTexts if a != p.CorrectAnswerText][:2]})))
+        except ValidationError:
+            continue
+        if len(items) == args.pairs:
+            break
     ids = sorted(data.misconceptions)
     vectors = Embedder(cache=cache_dir()).encode_cached([data.misconceptions[m] for m in ids], "misconceptions")
     row_of = {m: i for i, m in enumerate(ids)}
@@ -61,18 +74,14 @@ def main() -> None:
         return ids[int(sims.argmax())]
 
     rows, kinds = [], []
-    for i, p in enumerate(pairs):
-        item = GeneratedQuestion.model_validate({
-            "subject": p.SubjectName, "construct": p.ConstructName, "question": p.QuestionText,
-            "correct_answer": p.CorrectAnswerText, "misconception_answer": p.IncorrectAnswerText,
-            "other_wrong_answers": [a for a in p.OtherAnswerTexts if a != p.CorrectAnswerText][:2]})
+    for i, (p, item) in enumerate(items):
         wrong = rng.choice([m for m in ids if m != p.MisconceptionId])
         for kind, mid in (("labelled", p.MisconceptionId), ("nearest", nearest_other(p.MisconceptionId)),
                           ("random", wrong)):
             rows.append((Target(mid, data.misconceptions[mid], -1, 0, args.seed + i, ()), item))
             kinds.append(kind)
 
-    print(f"judge agreement: {len(pairs)} real rows x (labelled, nearest other, random) misconception; "
+    print(f"judge agreement: {len(items)} real rows x (labelled, nearest other, random) misconception; "
           f"pass = score >= {args.min_score:g}")
     print(f"{'model':28s} {'kind':9s} {'mean score':>10s} {'pass':>6s}  AUC vs labelled   invalid  tok/s  wall s")
     for model in (m.strip() for m in args.models.split(",") if m.strip()):

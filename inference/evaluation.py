@@ -10,7 +10,7 @@ Conditions, on the same folds and seeds:
 - ``real``: the retriever trained on the fold's real training rows;
 - ``real+<version>``: trained on those rows plus the admissible synthetic rows of a store version
   (mixed by ``trainers.data.mix``); ``real+<version>x<R>`` uses each synthetic row R times per
-  epoch (``EvalConfig.repeats``).
+  epoch, where ``real+<version>`` uses the mixing rule's auto repeat (``EvalConfig.repeats``).
 
 Each ranked with and without the reranker, and with each unseen boost.  Pairs are reported
 all together, for misconceptions seen in the fold's real training rows, and for unseen ones.
@@ -56,7 +56,7 @@ class EvalConfig:
     only_folds: list[int] | None = None  # None: every fold
     retriever: RetrieverConfig = field(default_factory=lambda: RetrieverConfig(max_steps=None))
     mix: MixRule = field(default_factory=lambda: MixRule(per_misconception=4, ratio=math.inf))
-    repeats: list[int] = field(default_factory=lambda: [1])  # synthetic conditions per version: mix.repeat
+    repeats: list[int | None] = field(default_factory=lambda: [None])  # per version, a condition per mix.repeat
     reranker: str | None = "qwen2.5-coder-0.5b"  # None: no reranked variants
     top_n: int = 8
     rerank_pairs: int | None = 64  # validation pairs per fold reranked (None: all)
@@ -68,20 +68,23 @@ class EvalConfig:
         record["mix"] = self.mix.record()
         return record
 
-    def fingerprint(self, condition: str) -> str:
-        """The settings one condition's result depends on (a store version's rows never change)."""
+    def fingerprint(self, condition: str, rule: MixRule | None = None) -> str:
+        """The settings one condition's result depends on (``rule``: its mixing rule; a store version's
+        rows never change)."""
         record = self.record()
         del record["only_folds"], record["repeats"]
         if condition == "zero-shot":
             record["retriever"] = {"base": self.retriever.base}
-        if condition in ("zero-shot", "real"):
+        if rule is None:
             del record["mix"]
+        else:
+            record["mix"] = rule.record()
         text = json.dumps({**record, "condition": condition}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
-        return [(f"real+{v}" + (f"x{r}" if r != 1 else ""), v, replace(self.mix, repeat=r))
+        return [(f"real+{v}" + (f"x{r}" if r else ""), v, replace(self.mix, repeat=r))
                 for v in versions for r in self.repeats]
 
 
@@ -210,19 +213,20 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
         unseen_ids = set(misconceptions) - seen
         val_keys = set(keys)
         conditions: dict[str, list[Example] | None] = {"zero-shot": None, "real": real_examples(fold.train)}
+        rules: dict[str, MixRule] = {}
         counts = {"zero-shot": 0, "real": 0}
         for name, version, rule in config.synthetic_conditions(synthetic):
             ok = [r for r in synthetic[version] if admissible(r, val_keys, hidden_of)]
             examples, stats = mix(conditions["real"], synthetic_examples(ok, misconceptions), rule)
-            conditions[name] = examples
+            conditions[name], rules[name] = examples, rule
             counts[name] = stats["synthetic_used"]
             log(f"{fold.name} {name}: {len(ok)} of {len(synthetic[version])} synthetic rows admissible "
-                f"(leak rule), {stats['synthetic_used']} used" + (f" x{rule.repeat}" if rule.repeat > 1 else ""))
+                f"(leak rule), {stats['synthetic_used']} used, each x{stats['synthetic_repeat']}")
         scores = None
         done_here: dict[str, dict] = {}
         for name, examples in conditions.items():
             file = runs / f"{fold.name}-{_slug(name)}.json"
-            stamp = config.fingerprint(name)
+            stamp = config.fingerprint(name, rules.get(name))
             if file.is_file():
                 done = json.loads(file.read_text())
                 if done.get("fingerprint") == stamp:

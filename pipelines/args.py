@@ -22,6 +22,26 @@ def count(value: str) -> int:
     return n
 
 
+def repeat(value: str) -> int | None:
+    """--synth-repeat: a whole number of uses per epoch, or auto (None)."""
+    if value.strip() == "auto":
+        return None
+    try:
+        return positive(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or auto, got {value!r}") from None
+
+
+def repeats(value: str) -> list[int | None]:
+    """A comma-separated list of --synth-repeat values."""
+    out: list[int | None] = []
+    for v in (v for v in value.split(",") if v.strip()):
+        r = repeat(v)
+        if r not in out:
+            out.append(r)
+    return out
+
+
 FOLD_BY = {"misconception": "MisconceptionId", "construct": "ConstructId"}
 DEFAULT_FOLDS = 5
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
-from pipelines.args import FOLD_BY, add_fold_args, count, positive, run_main
+from pipelines.args import FOLD_BY, add_fold_args, count, positive, repeats, run_main
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
@@ -83,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--lr", type=float, default=R.lr, help=f"learning rate (default {R.lr:g})")
     r.add_argument("--synth-per-misconception", type=positive, default=4, metavar="N",
                    help="at most N synthetic rows per misconception, best judge score first (default 4)")
-    r.add_argument("--synth-repeat", type=_ints, default=[1], metavar="R,...",
-                   help="each a condition per version: every synthetic row used R times per epoch (default 1)")
+    r.add_argument("--synth-repeat", type=repeats, default=[None], metavar="R,...",
+                   help="a condition per version and R: every synthetic row used R times per epoch; auto (the "
+                        "training default): as often as keeps synthetic uses within the real rows' count, at "
+                        "most 16 (default auto; e.g. auto,1 to compare)")
     r.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
 
     rr = p.add_argument_group("reranker and boost")
@@ -118,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
         if name not in FOLD_BY:
             raise DataError(f"--schemes: {name!r} is not one of {', '.join(FOLD_BY)}")
         schemes.append(FOLD_BY[name])
-    if min(args.synth_repeat, default=1) < 1:
-        raise DataError(f"--synth-repeat {min(args.synth_repeat)}: a repeat is at least 1")
     if args.only_folds and max(args.only_folds) >= args.folds:
         raise DataError(f"--only-folds {max(args.only_folds)}: folds are 0..{args.folds - 1}")
     synthetic: dict[str, list[dict]] = {}
@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
               f"Retriever: embedded all-MiniLM-L6-v2, trained {steps} per fold and condition (batch "
               f"{args.batch_size}, {args.hard_negatives} hard negatives, lr {args.lr:g}). {reranker} Synthetic rows: "
               f"at most {args.synth_per_misconception} per misconception, only those the leak rule admits"
-              + ("; conditions xR use each R times per epoch." if args.synth_repeat != [1] else ".")]
+              + "; each used as often as keeps synthetic uses within the real rows' count (at most 16), or R "
+                "times in conditions marked xR."]
     path = write_report(results, report, config.record(), header, cluster_of)
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
     return 0

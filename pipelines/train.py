@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
 from embeddings import EmbedderError
-from pipelines.args import count, positive, run_main
+from pipelines.args import count, positive, repeat, run_main
 from prompts import TemplateError
 from store import StoreError, now_iso
 from trainers import TrainError
@@ -88,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     mixing.add_argument("--synth-ratio", type=_ratio, default=1.0, metavar="R",
                         help="at most R synthetic rows per real training row, taken round-robin over "
                              "misconceptions (default 1.0; inf: no limit)")
-    mixing.add_argument("--synth-repeat", type=positive, default=1, metavar="N",
-                        help="use each chosen synthetic row N times per epoch (oversampling; default 1)")
+    mixing.add_argument("--synth-repeat", type=repeat, default=None, metavar="N|auto",
+                        help="use each chosen synthetic row N times per epoch; auto: as often as keeps synthetic "
+                             "uses within --synth-ratio x real rows, at most 16 (default auto)")
 
     val = p.add_argument_group("validation (real rows of misconceptions unseen in training)")
     val.add_argument("--holdout", type=_fraction, default=None, metavar="F",
@@ -229,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     examples, stats = mix(real, synthetic, rule, held)
     _log(f"data: {len(data.train_pairs):,} real pairs in {data_dir}; {len(held)} misconceptions held out "
          f"({len(val):,} validation rows); training on {stats['real']:,} real + {stats['synthetic_used']:,} "
-         f"synthetic rows" + (f" (x{rule.repeat})" if rule.repeat > 1 else "") + (f" from {len(selection.versions)} version(s) of {store}: "
+         f"synthetic rows" + (f" (each x{stats['synthetic_repeat']})" if stats["synthetic_repeat"] > 1 else "") + (f" from {len(selection.versions)} version(s) of {store}: "
                               f"{', '.join(selection.versions) or 'none'}" if store else " (no --store)"))
     if stats["synthetic_dropped_held_out"]:
         _log(f"data: {stats['synthetic_dropped_held_out']} synthetic rows of held-out misconceptions left out")

@@ -1,5 +1,6 @@
 """Ranking, the unseen boost, the misconception-embedding cache, fold specs and the evaluation's leak rule."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -122,14 +123,16 @@ def test_folds_by_misconception_and_construct_partition_the_rows(data):
 
 
 def test_each_condition_is_reused_unless_its_own_settings_change():
-    base = EvalConfig(repeats=[1, 4])
+    base = EvalConfig(repeats=[None, 4])
     names = [name for name, _, _ in base.synthetic_conditions(["v1"])]
-    assert names == ["real+v1", "real+v1x4"]
-    assert [rule.repeat for _, _, rule in base.synthetic_conditions(["v1"])] == [1, 4]
+    assert names == ["real+v1", "real+v1x4"]  # None: the training default, auto
+    assert [rule.repeat for _, _, rule in base.synthetic_conditions(["v1"])] == [None, 4]
     more = EvalConfig(repeats=[1, 4, 16], only_folds=[0], mix=MixRule(per_misconception=2, ratio=math.inf))
-    for condition in ("zero-shot", "real", "real+v1x4"):  # more repeats, fewer folds: nothing retrains
-        same = condition != "real+v1x4"
-        assert (base.fingerprint(condition) == more.fingerprint(condition)) == same
+    for condition in ("zero-shot", "real"):  # more repeats, fewer folds, another mix: nothing retrains
+        assert base.fingerprint(condition) == more.fingerprint(condition)
+    (name, _, rule), = [c for c in more.synthetic_conditions(["v1"]) if c[0] == "real+v1x4"]
+    assert more.fingerprint(name, rule) != base.fingerprint(name, base.synthetic_conditions(["v1"])[1][2])
+    assert more.fingerprint(name, rule) != more.fingerprint(name, replace(rule, repeat=5))
     faster = EvalConfig(retriever=RetrieverConfig(max_steps=10))
     assert faster.fingerprint("zero-shot") == base.fingerprint("zero-shot")
     assert faster.fingerprint("real") != base.fingerprint("real")

@@ -17,6 +17,7 @@ from eedi import load_eedi
 from tests.train_data import add_version, make_tiny_qwen
 from trainers import TrainError
 from trainers.data import (
+    AUTO_MAX_REPEAT,
     Example,
     MixRule,
     mix,
@@ -117,6 +118,16 @@ def test_mix_caps_per_misconception_then_ratio_round_robin():
     assert examples[:len(real)] == real
     examples, stats = mix(real, synthetic, MixRule(per_misconception=2, ratio=0.75, repeat=3), held_out={4})
     assert examples[len(real):] == used * 3 and stats["synthetic_used"] == 3 and stats["total"] == 4 + 9
+
+
+def test_auto_repeat_keeps_synthetic_uses_within_the_ratio_and_the_ceiling():
+    synthetic = [_synth(1, "a", 9.0), _synth(2, "b", 9.0), _synth(3, "c", 9.0)]
+    for n_real, ratio, expected in ((40, 1.0, 13), (40, 0.5, 6), (1000, math.inf, AUTO_MAX_REPEAT), (2, 1.0, 1)):
+        real = [Example(f"r{i}", "real", 1000 + i, None) for i in range(n_real)]
+        examples, stats = mix(real, synthetic, MixRule(per_misconception=1, ratio=ratio))
+        used = 3 if math.isinf(ratio) else min(3, int(ratio * n_real))
+        assert stats["synthetic_repeat"] == expected and len(examples) == n_real + used * expected
+    assert mix([], [], MixRule())[1]["synthetic_repeat"] == 1
 
 
 def test_versions_latest_all_ids_since_and_running(tmp_path, data_dir):
