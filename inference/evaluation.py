@@ -312,11 +312,12 @@ def uplift(results: list[dict], condition: str, baseline: str = "real", variant:
 
 
 def covered_uplift(results: list[dict], condition: str, baseline: str = "real",
-                   variant: str = "retriever|1") -> dict[str, list[tuple[int, float, float]]]:
-    """Per scheme and fold: (pairs, baseline MAP, condition MAP) over the validation pairs whose
-    misconception has synthetic rows in ``condition`` (what the synthetic rows do where they exist)."""
+                   variant: str = "retriever|1") -> dict[str, list[tuple]]:
+    """Per scheme and fold: (pairs, baseline MAP, condition MAP, 95% interval of the difference) over
+    the validation pairs whose misconception has synthetic rows in ``condition`` (what the synthetic
+    rows do where they exist)."""
     by = {(r["scheme"], r["fold"], r["condition"]): r for r in results}
-    out: dict[str, list[tuple[int, float, float]]] = {}
+    out: dict[str, list[tuple]] = {}
     for (scheme, fold, cond), r in sorted(by.items()):
         base = by.get((scheme, fold, baseline))
         keys = r.get("covered_pairs") or []
@@ -324,8 +325,17 @@ def covered_uplift(results: list[dict], condition: str, baseline: str = "real",
             continue
         a, b = r["variants"][variant]["ap"], base["variants"][variant]["ap"]
         out.setdefault(scheme, []).append((len(keys), round(statistics.fmean(b[x] for x in keys), 4),
-                                           round(statistics.fmean(a[x] for x in keys), 4)))
+                                           round(statistics.fmean(a[x] for x in keys), 4),
+                                           paired_interval([a[x] - b[x] for x in keys])))
     return out
+
+
+def paired_interval(differences: Sequence[float], seed: int = 0, draws: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of the mean per-pair difference (same pairs, two models): the noise of
+    one fold's pairs, not the fold-to-fold spread."""
+    rng = random.Random(seed)
+    means = sorted(statistics.fmean(rng.choices(differences, k=len(differences))) for _ in range(draws))
+    return round(means[int(0.025 * draws)], 4), round(means[int(0.975 * draws) - 1], 4)
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float] | None:

@@ -126,7 +126,8 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
         for scheme, folds in covered_uplift(results, condition).items():
             lines.append(f"- {condition}, {SCHEME_NAMES.get(scheme, scheme)}, on the validation pairs whose "
                          f"misconception has synthetic rows: " + "; ".join(
-                             f"{n} pairs, MAP@{k} {b:.4f} (real) → {a:.4f} ({a - b:+.4f})" for n, b, a in folds))
+                             f"{n} pairs, MAP@{k} {b:.4f} (real) → {a:.4f} ({a - b:+.4f}, 95% interval over "
+                             f"pairs {lo:+.4f} to {hi:+.4f})" for n, b, a, (lo, hi) in folds))
     if synthetic:
         per_cluster = cluster_uplift(results, synthetic[-1], cluster_of)
         plot_cluster_uplift(per_cluster, report / "uplift_by_cluster.png",

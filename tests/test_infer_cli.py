@@ -166,7 +166,7 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
             "--reranker", "none", "--unseen-boost", "1,2", "--no-progress"]
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
-    assert f"MisconceptionId-fold0: version {hidden_version}: 30 of 30 synthetic rows admissible" in r.stdout
+    assert f"MisconceptionId-fold0 real+{hidden_version}: 30 of 30 synthetic rows admissible" in r.stdout
     assert f"MisconceptionId-fold0: version {ordinary_version}: 0 of 30" in r.stdout
     assert f"ConstructId-fold0: version {hidden_version}: 0 of 30" in r.stdout
     for name in ("report.md", "results.json", "map_by_condition.png", "uplift_by_cluster.png"):

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from eedi import load_eedi
-from inference.evaluation import EvalConfig, HiddenRows, admissible, evaluate_condition, make_folds
+from inference.evaluation import (
+    EvalConfig,
+    HiddenRows,
+    admissible,
+    evaluate_condition,
+    make_folds,
+    paired_interval,
+)
 from inference.ranking import RETRIEVER_TEMPERATURE, Retriever, boosted, rank_rows
 from pipelines.config import SynthConfig
 from pipelines.factory import plan, prepare
@@ -137,6 +144,14 @@ def test_each_condition_is_reused_unless_its_own_settings_change():
     assert faster.fingerprint("zero-shot") == base.fingerprint("zero-shot")
     assert faster.fingerprint("real") != base.fingerprint("real")
     assert EvalConfig(boosts=[1.0]).fingerprint("zero-shot") != base.fingerprint("zero-shot")
+
+
+def test_paired_interval_brackets_the_mean_difference():
+    assert paired_interval([0.1] * 20) == (0.1, 0.1)
+    lo, hi = paired_interval([0.3, -0.2, 0.1, -0.1, 0.0, 0.2, -0.3, 0.05] * 5)
+    assert lo < 0.0075 < hi and lo < 0 < hi
+    lo, hi = paired_interval([0.05, 0.1, 0.0, 0.2] * 10)  # every pair improves or ties
+    assert 0 < lo < 0.0875 < hi
 
 
 def test_condition_variants_report_seen_and_unseen_pairs(data, retriever):
