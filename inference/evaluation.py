@@ -82,6 +82,12 @@ class EvalConfig:
         text = json.dumps({**record, "condition": condition}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def training_fingerprint(self, condition: str, rule: MixRule | None = None) -> str:
+        """What one condition's trained retriever depends on (not the reranker, boosts or metrics)."""
+        record = {"retriever": asdict(self.retriever), "mix": rule.record() if rule else None,
+                  "condition": condition, "folds": self.folds, "fold_seed": self.fold_seed}
+        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
         return [(f"real+{v}" + (f"x{r}" if r else ""), v, replace(self.mix, repeat=r))
@@ -247,9 +253,9 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                 retriever_path = config.retriever.base
                 train_seconds = 0.0
             else:
-                trained = train_retriever(examples, [], misconceptions, config.retriever, folder,
-                                          progress=progress, log=log)
-                retriever_path, train_seconds = folder, trained.train_seconds
+                retriever_path, train_seconds = folder, _train_or_reuse(
+                    examples, misconceptions, config, folder, config.training_fingerprint(name, rules.get(name)),
+                    progress, lambda m: log(f"{fold.name} {name}: {m}"))
             retriever = Retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
             if config.reranker and scores is None:
                 if reranker is None:
@@ -274,6 +280,23 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                 f"unseen {best['unseen'][f'map@{config.k}']} ({record['seconds']['total']:.0f} s)")
             results.append(record)
     return results
+
+
+def _train_or_reuse(examples: list[Example], misconceptions: dict[int, str], config: EvalConfig, folder: Path,
+                    stamp: str, progress: bool, log: Callable[[str], None]) -> float:
+    """Train the condition's retriever into ``folder``, or reuse the one there trained with the same
+    settings (a run that changes only the reranker, boosts or metrics retrains nothing); returns the
+    training seconds."""
+    marker = folder / "evaluation_training.json"
+    if marker.is_file():
+        done = json.loads(marker.read_text())
+        if done.get("fingerprint") == stamp:
+            log(f"retriever trained earlier ({folder})")
+            return done["train_seconds"]
+    marker.unlink(missing_ok=True)
+    trained = train_retriever(examples, [], misconceptions, config.retriever, folder, progress=progress, log=log)
+    _write_json(marker, {"fingerprint": stamp, "train_seconds": trained.train_seconds})
+    return trained.train_seconds
 
 
 def summarise(results: list[dict], k: int = 25) -> list[dict]:

@@ -167,7 +167,7 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr
     assert f"MisconceptionId-fold0 real+{hidden_version}: 30 of 30 synthetic rows admissible" in r.stdout
-    assert f"MisconceptionId-fold0: version {ordinary_version}: 0 of 30" in r.stdout
+    assert f"MisconceptionId-fold0 real+{ordinary_version}: 0 of 30" in r.stdout
     assert f"ConstructId-fold0: version {hidden_version}: 0 of 30" in r.stdout
     for name in ("report.md", "results.json", "map_by_condition.png", "uplift_by_cluster.png"):
         assert (report / name).is_file(), name
@@ -188,4 +188,8 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     again = run_cli(*args)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("done earlier") == 8
+    # other boosts: every condition is scored again, but no retriever is retrained
+    boosts = run_cli(*args[:-2], "1,4", "--no-progress")
+    assert boosts.returncode == 0, boosts.stderr
+    assert boosts.stdout.count("retriever trained earlier") == 3 and "done earlier" not in boosts.stdout
     assert not math.isnan(results["summary"][0]["folds"])
