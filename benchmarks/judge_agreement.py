@@ -14,6 +14,7 @@ kind of wrong one) per model, plus tokens and wall time.  Nothing is asserted.
 
     python benchmarks/judge_agreement.py --data-dir ../shared/data/eedi --pairs 40 \\
         --models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b
+    python benchmarks/judge_agreement.py --base-url http://127.0.0.1:8000/v1 --models MODEL   # a served judge
 """
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--pairs", type=int, default=40)
-    parser.add_argument("--models", default="qwen2.5-coder-0.5b", help="comma-separated presets or .gguf paths")
+    parser.add_argument("--models", default="qwen2.5-coder-0.5b",
+                        help="comma-separated presets or .gguf paths; with --base-url, served model names")
+    parser.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded engine")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with its API key")
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -85,7 +89,7 @@ def main() -> None:
           f"pass = score >= {args.min_score:g}")
     print(f"{'model':28s} {'kind':9s} {'mean score':>10s} {'pass':>6s}  AUC vs labelled   invalid  tok/s  wall s")
     for model in (m.strip() for m in args.models.split(",") if m.strip()):
-        with BackendPool(BackendOptions()) as pool:
+        with BackendPool(BackendOptions(base_url=args.base_url, api_key_env=args.api_key_env)) as pool:
             backend = pool.open(model)
             usage = Usage()
             started = time.perf_counter()
