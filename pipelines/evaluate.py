@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--store", metavar="DIR", help="dataset store with synthetic versions (default: none)")
     io.add_argument("--versions", default="all", metavar="all|ID,...",
                     help="store versions, each evaluated as its own condition (default all)")
+    io.add_argument("--pooled", action="store_true",
+                    help="evaluate the chosen versions together, as one condition real+synthetic (e.g. one "
+                         "synth --hide-fold run per fold; the leak rule still picks each fold's rows)")
     io.add_argument("--report", required=True, metavar="DIR", help="where report.md, results.json and plots go")
     io.add_argument("--no-progress", action="store_true", help="no progress bars")
     io.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
@@ -129,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             synthetic.setdefault(row["Version"], []).append(row)
         for v in selection.versions:
             synthetic.setdefault(v, [])
+        if args.pooled:
+            synthetic = {"synthetic": selection.rows}
     config = EvalConfig(
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
         retriever=RetrieverConfig(max_steps=args.max_steps or None, batch_size=args.batch_size,

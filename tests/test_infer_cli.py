@@ -192,4 +192,9 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     boosts = run_cli(*args[:-2], "1,4", "--no-progress")
     assert boosts.returncode == 0, boosts.stderr
     assert boosts.stdout.count("retriever trained earlier") == 3 and "done earlier" not in boosts.stdout
+    # the versions pooled into one condition: the leak rule still admits the hidden fold's rows only
+    pooled = run_cli(*args[:-2], "1,4", "--no-progress", "--pooled")
+    assert pooled.returncode == 0, pooled.stderr
+    assert "MisconceptionId-fold0 real+synthetic: 30 of 60 synthetic rows admissible" in pooled.stdout
+    assert pooled.stdout.count("done earlier") == 4  # zero-shot and real, both schemes
     assert not math.isnan(results["summary"][0]["folds"])
