@@ -168,7 +168,7 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     assert r.returncode == 0, r.stderr
     assert f"MisconceptionId-fold0 real+{hidden_version}: 30 of 30 synthetic rows admissible" in r.stdout
     assert f"MisconceptionId-fold0 real+{ordinary_version}: 0 of 30" in r.stdout
-    assert f"ConstructId-fold0: version {hidden_version}: 0 of 30" in r.stdout
+    assert f"ConstructId-fold0 real+{hidden_version}: 0 of 30" in r.stdout
     for name in ("report.md", "results.json", "map_by_condition.png", "uplift_by_cluster.png"):
         assert (report / name).is_file(), name
     results = json.loads((report / "results.json").read_text())
