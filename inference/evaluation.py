@@ -68,9 +68,9 @@ class EvalConfig:
         record["mix"] = self.mix.record()
         return record
 
-    def fingerprint(self, condition: str, rule: MixRule | None = None) -> str:
-        """The settings one condition's result depends on (``rule``: its mixing rule; a store version's
-        rows never change)."""
+    def fingerprint(self, condition: str, rule: MixRule | None = None, rows: str = "") -> str:
+        """The settings one condition's result depends on (``rule``: its mixing rule; ``rows``: a digest
+        of the synthetic rows it trains on, see ``rows_digest``)."""
         record = self.record()
         del record["only_folds"], record["repeats"]
         if condition == "zero-shot":
@@ -79,19 +79,25 @@ class EvalConfig:
             del record["mix"]
         else:
             record["mix"] = rule.record()
-        text = json.dumps({**record, "condition": condition}, sort_keys=True, default=str)
+        text = json.dumps({**record, "condition": condition, "rows": rows}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def training_fingerprint(self, condition: str, rule: MixRule | None = None) -> str:
+    def training_fingerprint(self, condition: str, rule: MixRule | None = None, rows: str = "") -> str:
         """What one condition's trained retriever depends on (not the reranker, boosts or metrics)."""
         record = {"retriever": asdict(self.retriever), "mix": rule.record() if rule else None,
-                  "condition": condition, "folds": self.folds, "fold_seed": self.fold_seed}
+                  "condition": condition, "folds": self.folds, "fold_seed": self.fold_seed, "rows": rows}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
         return [(f"real+{v}" + (f"x{r}" if r else ""), v, replace(self.mix, repeat=r))
                 for v in versions for r in self.repeats]
+
+
+def rows_digest(examples: list[Example] | None) -> str:
+    """Which synthetic rows a condition trains on (a pooled condition's rows change as versions are added)."""
+    keys = sorted({f"{e.source}/{e.key}" for e in examples or [] if e.source != "real"})
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16] if keys else ""
 
 
 def admissible(row: dict, val_keys: set[str], hidden_of: Callable[[str], set[str]]) -> bool:
@@ -232,7 +238,8 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
         done_here: dict[str, dict] = {}
         for name, examples in conditions.items():
             file = runs / f"{fold.name}-{_slug(name)}.json"
-            stamp = config.fingerprint(name, rules.get(name))
+            digest = rows_digest(examples)
+            stamp = config.fingerprint(name, rules.get(name), digest)
             if file.is_file():
                 done = json.loads(file.read_text())
                 if done.get("fingerprint") == stamp:
@@ -254,7 +261,7 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                 train_seconds = 0.0
             else:
                 retriever_path, train_seconds = folder, _train_or_reuse(
-                    examples, misconceptions, config, folder, config.training_fingerprint(name, rules.get(name)),
+                    examples, misconceptions, config, folder, config.training_fingerprint(name, rules.get(name), digest),
                     progress, lambda m: log(f"{fold.name} {name}: {m}"))
             retriever = Retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
             if config.reranker and scores is None:

@@ -228,10 +228,11 @@ def run(args: argparse.Namespace) -> int:
     synthetic = synthetic_examples(selection.rows, data.misconceptions)
     rule = MixRule(args.synth_per_misconception, args.synth_ratio, seed, args.synth_repeat)
     examples, stats = mix(real, synthetic, rule, held)
+    repeated = f" (each x{stats['synthetic_repeat']})" if stats["synthetic_repeat"] > 1 else ""
     _log(f"data: {len(data.train_pairs):,} real pairs in {data_dir}; {len(held)} misconceptions held out "
          f"({len(val):,} validation rows); training on {stats['real']:,} real + {stats['synthetic_used']:,} "
-         f"synthetic rows" + (f" (each x{stats['synthetic_repeat']})" if stats["synthetic_repeat"] > 1 else "") + (f" from {len(selection.versions)} version(s) of {store}: "
-                              f"{', '.join(selection.versions) or 'none'}" if store else " (no --store)"))
+         f"synthetic rows{repeated}" + (f" from {len(selection.versions)} version(s) of {store}: "
+                                         f"{', '.join(selection.versions) or 'none'}" if store else " (no --store)"))
     if stats["synthetic_dropped_held_out"]:
         _log(f"data: {stats['synthetic_dropped_held_out']} synthetic rows of held-out misconceptions left out")
 

@@ -13,11 +13,12 @@ from inference.evaluation import (
     evaluate_condition,
     make_folds,
     paired_interval,
+    rows_digest,
 )
 from inference.ranking import RETRIEVER_TEMPERATURE, Retriever, boosted, rank_rows
 from pipelines.config import SynthConfig
 from pipelines.factory import plan, prepare
-from trainers.data import MixRule
+from trainers.data import Example, MixRule
 from trainers.retriever import RetrieverConfig
 from trainers.splits import FoldSpec
 
@@ -140,6 +141,13 @@ def test_each_condition_is_reused_unless_its_own_settings_change():
     (name, _, rule), = [c for c in more.synthetic_conditions(["v1"]) if c[0] == "real+v1x4"]
     assert more.fingerprint(name, rule) != base.fingerprint(name, base.synthetic_conditions(["v1"])[1][2])
     assert more.fingerprint(name, rule) != more.fingerprint(name, replace(rule, repeat=5))
+    # a pooled condition's rows grow as versions are added: the rows are part of both fingerprints
+    real = [Example("1_A", "real", 1, None)]
+    one, two = real + [Example("s1", "v1", 2, {})], real + [Example("s1", "v1", 2, {}), Example("s2", "v2", 3, {})]
+    assert rows_digest(real) == "" and rows_digest(one) != rows_digest(two)
+    assert more.fingerprint(name, rule, rows_digest(one)) != more.fingerprint(name, rule, rows_digest(two))
+    trained = {more.training_fingerprint(name, rule, rows_digest(rows)) for rows in (one, two)}
+    assert len(trained) == 2
     faster = EvalConfig(retriever=RetrieverConfig(max_steps=10))
     assert faster.fingerprint("zero-shot") == base.fingerprint("zero-shot")
     assert faster.fingerprint("real") != base.fingerprint("real")
