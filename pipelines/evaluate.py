@@ -143,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         rerank_pairs=args.rerank_pairs or None, boosts=args.unseen_boost)
     report = Path(args.report)
     print(f"evaluate: {len(data.train_pairs):,} real pairs, {args.folds} folds ({', '.join(schemes)}, seed "
-          f"{args.fold_seed}), {len(synthetic)} synthetic version(s); report in {report}", flush=True)
+          f"{args.fold_seed}), {len(selection.versions) if args.store else 0} synthetic version(s)"
+          f"{' pooled' if args.pooled else ''}; report in {report}", flush=True)
     results = run_evaluation(data.train_pairs, data.misconceptions, synthetic, config, report,
                              progress=not args.no_progress, log=lambda m: print(m, flush=True), cache=cache_dir())
 
