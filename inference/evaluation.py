@@ -68,25 +68,17 @@ class EvalConfig:
         record["mix"] = self.mix.record()
         return record
 
-    def fingerprint(self, condition: str, rule: MixRule | None = None, rows: str = "") -> str:
-        """The settings one condition's result depends on (``rule``: its mixing rule; ``rows``: a digest
-        of the synthetic rows it trains on, see ``rows_digest``)."""
-        record = self.record()
-        del record["only_folds"], record["repeats"]
-        if condition == "zero-shot":
-            record["retriever"] = {"base": self.retriever.base}
-        if rule is None:
-            del record["mix"]
-        else:
-            record["mix"] = rule.record()
-        text = json.dumps({**record, "condition": condition, "rows": rows}, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
     def training_fingerprint(self, condition: str, rule: MixRule | None = None, rows: str = "") -> str:
-        """What one condition's trained retriever depends on (not the reranker, boosts or metrics)."""
-        record = {"retriever": asdict(self.retriever), "mix": rule.record() if rule else None,
-                  "condition": condition, "folds": self.folds, "fold_seed": self.fold_seed, "rows": rows}
-        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        """What one condition's retriever depends on: its training settings (``rule``: its mixing rule;
+        ``rows``: ``rows_digest`` of its synthetic rows), or the base alone for ``zero-shot``."""
+        retriever = {"base": self.retriever.base} if condition == "zero-shot" else asdict(self.retriever)
+        return _digest({"retriever": retriever, "mix": rule.record() if rule else None, "condition": condition,
+                        "folds": self.folds, "fold_seed": self.fold_seed, "rows": rows})
+
+    def fingerprint(self, condition: str, rule: MixRule | None = None, rows: str = "") -> str:
+        """What one condition's result depends on: its retriever and how it is scored."""
+        return _digest({"retriever": self.training_fingerprint(condition, rule, rows), "reranker": self.reranker,
+                        "top_n": self.top_n, "rerank_pairs": self.rerank_pairs, "boosts": self.boosts, "k": self.k})
 
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
@@ -97,7 +89,11 @@ class EvalConfig:
 def rows_digest(examples: list[Example] | None) -> str:
     """Which synthetic rows a condition trains on (a pooled condition's rows change as versions are added)."""
     keys = sorted({f"{e.source}/{e.key}" for e in examples or [] if e.source != "real"})
-    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16] if keys else ""
+    return _digest(keys) if keys else ""
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def admissible(row: dict, val_keys: set[str], hidden_of: Callable[[str], set[str]]) -> bool:

@@ -128,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
     synthetic: dict[str, list[dict]] = {}
     if args.store:
         selection = read_synthetic(Path(args.store), args.versions)
-        for row in selection.rows:
-            synthetic.setdefault(row["Version"], []).append(row)
-        for v in selection.versions:
-            synthetic.setdefault(v, [])
         if args.pooled:
             synthetic = {"synthetic": selection.rows}
+        else:
+            synthetic = {v: [] for v in selection.versions}
+            for row in selection.rows:
+                synthetic.setdefault(row["Version"], []).append(row)
     config = EvalConfig(
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
         retriever=RetrieverConfig(max_steps=args.max_steps or None, batch_size=args.batch_size,
