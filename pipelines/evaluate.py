@@ -8,11 +8,12 @@ Examples:
 
 Folds are grouped by misconception (validation misconceptions unseen in training) and by
 construct.  Conditions on the same folds: the zero-shot base retriever, the retriever trained
-on real rows, and trained on real + each chosen store version; each ranked with and without
-the reranker and with each --unseen-boost.  A synthetic row trains a fold only if that fold's
-validation rows were hidden when it was made (synth --hide-fold): not among its shots, not
-among its near-duplicate references.  The report (report.md, results.json, PNG plots) goes
-to --report; finished folds are reused when the same command runs again.
+on real rows, and trained on real + each chosen store version (or all of them, --pooled) at
+each --synth-repeat; each ranked with and without the reranker and with each --unseen-boost.
+A synthetic row trains a fold only if that fold's validation rows were hidden when it was made
+(synth --hide-fold): not among its shots, not among its near-duplicate references.  The report
+(report.md, results.json, PNG plots) goes to --report; finished conditions are reused when a
+later command has their settings, and trained retrievers when it has their training settings.
 """
 from __future__ import annotations
 
