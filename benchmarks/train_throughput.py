@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def _examples(args):
     from eedi import load_eedi, resolve_data_dir
+    from eedi.splits import grouped_holdout
     from trainers.data import (
         MixRule,
         mix,
@@ -35,7 +36,6 @@ def _examples(args):
         real_examples,
         synthetic_examples,
     )
-    from trainers.splits import grouped_holdout
 
     data = load_eedi(resolve_data_dir(args.data_dir))
     train_pairs, _, held = grouped_holdout(data.train_pairs, 0.15, 0)
@@ -67,9 +67,9 @@ def case_retriever(args) -> dict:
 def case_reranker(args) -> dict:
     import tempfile
 
+    from models.retriever import Index, load_encoder
+    from models.texts import query_text
     from trainers.reranker import RerankerConfig, train_reranker
-    from trainers.retriever import Index, load_encoder
-    from trainers.texts import query_text
 
     data, examples, _, _ = _examples(args)
     model, _, _ = load_encoder(None, 128)

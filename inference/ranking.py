@@ -4,7 +4,7 @@
   embedded all-MiniLM-L6-v2 zero-shot).  The misconception names are encoded once per
   retriever and cached (``<cache>/index/``), keyed by the retriever's files and the names.
 - **Reranker** (optional): an LLM scoring the retriever's top ``top_n`` one candidate at a time
-  (``trainers.reranker``): a trained adapter folder, or a base model zero-shot.  The reranked
+  (``models.reranker``): a trained adapter folder, or a base model zero-shot.  The reranked
   candidates come first, in the reranker's order; the rest keep the retriever's order.
 - **Unseen boost**: ranking by p(m) ∝ exp(score / T), the probability of every misconception
   with no real training row is multiplied by ``boost``, i.e. T·ln(boost) is added to its score
@@ -23,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from trainers import TrainError
-from trainers.retriever import Index, load_encoder
-from trainers.texts import query_text
+from models import ModelError
+from models.card import CARD_FILE, has_card
+from models.retriever import Index, load_encoder
+from models.texts import query_text
 
 RETRIEVER_TEMPERATURE = 1 / 20  # MultipleNegativesRankingLoss's default scale is 20
 RERANKER_TEMPERATURE = 1.0
-SKIP_IN_FINGERPRINT = {"README.md", "training_card.json"}
+SKIP_IN_FINGERPRINT = {"README.md", CARD_FILE}
 
 
 def fingerprint(folder: Path) -> str:
@@ -96,14 +97,14 @@ class Reranker:
     """Scores (row, misconception) with an LLM: a trained adapter folder, or a base model zero-shot."""
 
     def __init__(self, spec: str | Path, max_tokens: int = 192):
-        from trainers.reranker import PromptBuilder, answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
+        from models.reranker import PromptBuilder, answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
 
         folder = Path(spec)
-        if (folder / "training_card.json").is_file():
+        if has_card(folder):
             self.model, self.tokenizer = load_reranker(folder)
             self.name, self.trained = f"{folder} (trained)", True
         elif folder.is_dir() and (folder / "adapter_config.json").is_file():
-            raise TrainError(f"{folder}: a LoRA adapter without its training card; cannot tell its base model")
+            raise ModelError(f"{folder}: a LoRA adapter without its training card; cannot tell its base model")
         else:
             base = resolve_base(str(spec))
             self.tokenizer = load_tokenizer(base)
@@ -116,7 +117,7 @@ class Reranker:
     def score(self, row: Any, names: Sequence[str]) -> list[float]:
         import torch
 
-        from trainers.reranker import score
+        from models.reranker import score
 
         if not names:
             return []

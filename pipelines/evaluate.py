@@ -25,12 +25,13 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
+from models import ModelError
 from pipelines.args import FOLD_BY, add_fold_args, count, positive, repeats, run_main
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
 
-USER_ERRORS = (DataError, TrainError, StoreError, EmbedderError, TemplateError)
+USER_ERRORS = (DataError, TrainError, ModelError, StoreError, EmbedderError, TemplateError)
 
 
 def _floats(value: str) -> list[float]:
@@ -110,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from eedi import load_eedi
     from embeddings import ClusterParams, Embedder, cluster_misconceptions
-    from inference.evaluation import EvalConfig, run_evaluation
-    from inference.report import write_report
+    from evaluation.crossval import EvalConfig, run_evaluation
+    from evaluation.report import write_report
     from llm import cache_dir
     from trainers.data import MixRule, read_synthetic
     from trainers.retriever import RetrieverConfig

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
+from models import ModelError
 from pipelines.args import count, positive, run_main
 from prompts import TemplateError
-from trainers import TrainError
 
-USER_ERRORS = (DataError, TrainError, EmbedderError, TemplateError)
+USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError)
 DEFAULT_BOOST = 1.0  # see README, "Evaluation": the measured effect of --unseen-boost
 ZERO_SHOT_RERANKER = "qwen2.5-coder-0.5b"
 
@@ -74,8 +74,10 @@ def newest_run(models: Path, part: str) -> Path | None:
     """The newest ``models/*/<part>`` with a training card (by the card's ``finished`` time)."""
     import json
 
+    from models.card import CARD_FILE
+
     best = None
-    for card in models.glob(f"*/{part}/training_card.json"):
+    for card in models.glob(f"*/{part}/{CARD_FILE}"):
         try:
             finished = json.loads(card.read_text()).get("finished", "")
         except (OSError, json.JSONDecodeError):

@@ -22,14 +22,16 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
 from embeddings import EmbedderError
+from models import ModelError
+from models.reranker import DEFAULT_BASE
 from pipelines.args import count, positive, repeat, run_main
 from prompts import TemplateError
 from store import StoreError, now_iso
 from trainers import TrainError
-from trainers.reranker import DEFAULT_BASE, RerankerConfig
+from trainers.reranker import RerankerConfig
 from trainers.retriever import RetrieverConfig
 
-USER_ERRORS = (DataError, TrainError, StoreError, EmbedderError, TemplateError)
+USER_ERRORS = (DataError, TrainError, ModelError, StoreError, EmbedderError, TemplateError)
 DEFAULT_HOLDOUT = 0.15
 R, RR = RetrieverConfig(), RerankerConfig()
 
@@ -155,7 +157,7 @@ def _log(message: str) -> None:
 def _parent(resume: Path | None) -> dict | None:
     if resume is None:
         return None
-    from trainers.card import read_card
+    from models.card import read_card
 
     if not resume.is_dir():
         raise TrainError(f"--resume-from {resume}: folder not found")
@@ -171,6 +173,9 @@ def _since(args, parent: dict | None, store: Path | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eedi.splits import grouped_holdout
+    from models.retriever import Index, load_encoder
+    from models.texts import query_text
     from trainers.card import write_card
     from trainers.data import (
         MixRule,
@@ -181,9 +186,7 @@ def run(args: argparse.Namespace) -> int:
         synthetic_examples,
     )
     from trainers.reranker import train_reranker
-    from trainers.retriever import Index, train_retriever
-    from trainers.splits import grouped_holdout
-    from trainers.texts import query_text
+    from trainers.retriever import train_retriever
 
     started = time.perf_counter()
     out = Path(args.out)
@@ -267,8 +270,6 @@ def run(args: argparse.Namespace) -> int:
 
     rr_result = None
     if not args.skip_reranker:
-        from trainers.retriever import load_encoder
-
         model, _, _ = load_encoder(out / "retriever", args.max_seq_length)
         index = Index(model, data.misconceptions)
 
@@ -309,8 +310,8 @@ def _retriever_name(spec: str | None, path: Path) -> str:
 
 
 def _check_same_base(adapter: Path, spec: str) -> None:
-    from trainers.card import read_card
-    from trainers.reranker import resolve_base
+    from models.card import read_card
+    from models.reranker import resolve_base
 
     theirs = read_card(adapter)["base"]
     mine = resolve_base(spec)

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from eedi import load_eedi, load_questions
+from eedi.splits import FoldSpec
 from pipelines.infer import newest_run
 from store import DatasetStore
 from tests.conftest import run_cli
-from trainers.splits import FoldSpec
 
 
 def read_submission(path):
@@ -198,3 +198,4 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     assert "MisconceptionId-fold0 real+synthetic: 30 of 60 synthetic rows admissible" in pooled.stdout
     assert pooled.stdout.count("done earlier") == 4  # zero-shot and real, both schemes
     assert not math.isnan(results["summary"][0]["folds"])
+

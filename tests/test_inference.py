@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from eedi import load_eedi
-from inference.evaluation import (
+from eedi.splits import FoldSpec
+from evaluation.crossval import (
     EvalConfig,
     HiddenRows,
     admissible,
@@ -20,7 +21,6 @@ from pipelines.config import SynthConfig
 from pipelines.factory import plan, prepare
 from trainers.data import Example, MixRule
 from trainers.retriever import RetrieverConfig
-from trainers.splits import FoldSpec
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def test_train_then_retrain_on_new_shards_only(tmp_path, data_dir, tiny_qwen):
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModelForCausalLM
 
-    from trainers.reranker import load_reranker
+    from models.reranker import load_reranker
 
     eedi = small_eedi(data_dir, tmp_path / "eedi", questions=80, extra_misconceptions=120)
     store = tmp_path / "store"
@@ -107,3 +107,4 @@ def test_train_cli_input_errors(tmp_path):
     assert "--resume-from" in line and "not found" in line
     cp = run_cli("pipelines.train", "--help")
     assert cp.returncode == 0 and "--resume-from DIR" in cp.stdout and "--hard-negatives K" in cp.stdout
+

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 from eedi import load_eedi
+from eedi.metrics import average_precision_at_k, map_at_k, recall_at_k
+from eedi.splits import group_folds, grouped_holdout, holdout_misconceptions
+from models.texts import doc_text, query_text
 from tests.train_data import add_version, make_tiny_qwen
 from trainers import TrainError
 from trainers.data import (
@@ -25,9 +28,6 @@ from trainers.data import (
     real_examples,
     synthetic_examples,
 )
-from trainers.metrics import average_precision_at_k, map_at_k, recall_at_k
-from trainers.splits import group_folds, grouped_holdout, holdout_misconceptions
-from trainers.texts import doc_text, query_text
 
 
 @pytest.fixture(scope="session")
@@ -190,13 +190,8 @@ def test_batches_never_repeat_a_misconception(eedi):
 def test_retriever_trains_validates_and_saves_a_loadable_folder(tmp_path, eedi):
     from sentence_transformers import SentenceTransformer
 
-    from trainers.retriever import (
-        Index,
-        RetrieverConfig,
-        load_encoder,
-        mine_hard_negatives,
-        train_retriever,
-    )
+    from models.retriever import Index, load_encoder
+    from trainers.retriever import RetrieverConfig, mine_hard_negatives, train_retriever
 
     train, val, names = _subset(eedi, 80, 120)
     logs: list[str] = []
@@ -250,15 +245,8 @@ def test_reranker_prompt_score_train_save_and_resume(tmp_path, eedi, tiny_qwen):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from trainers.reranker import (
-        PromptBuilder,
-        RerankerConfig,
-        answer_ids,
-        load_tokenizer,
-        resolve_base,
-        score,
-        train_reranker,
-    )
+    from models.reranker import PromptBuilder, answer_ids, load_tokenizer, resolve_base, score
+    from trainers.reranker import RerankerConfig, train_reranker
 
     train, val, names = _subset(eedi, 60, 80)
     tokenizer = load_tokenizer(resolve_base(str(tiny_qwen)))

@@ -1,7 +1,8 @@
-"""The training card saved next to each trained model.
+"""Write the training card saved next to each trained model (``models.card`` reads it back).
 
 ``training_card.json`` is the machine-readable record (read back for lineage when a
-later run resumes from this checkpoint); ``README.md`` shows the same facts to a person.
+later run resumes from this checkpoint, and by the loaders); ``README.md`` shows the same
+facts to a person.
 A card holds: what was trained from what (base model, parent checkpoint), the data
 (real row counts, synthetic store versions and shards, the mixing rule), the
 hyperparameters, validation metrics per epoch, and timings.
@@ -12,9 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from trainers import TrainError
-
-CARD_FILE = "training_card.json"
+from models.card import CARD_FILE
 
 
 def write_card(folder: Path, card: dict, title: str) -> None:
@@ -23,16 +22,6 @@ def write_card(folder: Path, card: dict, title: str) -> None:
     tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, folder / CARD_FILE)
     (folder / "README.md").write_text(render_markdown(card, title))
-
-
-def read_card(folder: Path) -> dict:
-    path = Path(folder) / CARD_FILE
-    if not path.is_file():
-        raise TrainError(f"{path}: no training card (not a folder written by pipelines.train)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise TrainError(f"{path}: unreadable training card: {e}") from None
 
 
 def _table(rows: dict) -> list[str]:

@@ -5,7 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from inference.evaluation import DEPTH, covered_uplift, summarise, uplift
+from evaluation.crossval import DEPTH, covered_uplift, summarise, uplift
 
 SCHEME_NAMES = {"MisconceptionId": "grouped by misconception", "ConstructId": "grouped by construct"}
 

@@ -1,6 +1,6 @@
 """Cross-validation on the real rows: what the synthetic data buys on misconceptions unseen in training.
 
-Schemes (``trainers.splits.group_folds``): folds grouped by ``MisconceptionId`` (every
+Schemes (``eedi.splits.group_folds``): folds grouped by ``MisconceptionId`` (every
 validation misconception is unseen in its fold's training part) and by ``ConstructId``
 (validation questions test unseen constructs; their misconceptions may be seen or not).
 
@@ -38,11 +38,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from eedi import Pair
-from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
-from trainers.metrics import average_precision_at_k
-from trainers.retriever import RetrieverConfig, train_retriever
-from trainers.splits import FoldSpec, group_folds
+from eedi.metrics import average_precision_at_k
+from eedi.splits import FoldSpec, group_folds
 from inference.ranking import RERANKER_TEMPERATURE, Reranker, Retriever, boosted
+from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
+from trainers.retriever import RetrieverConfig, train_retriever
 
 GROUPS = ("all", "seen", "unseen")
 DEPTH = 100  # rankings are kept to recall@100
