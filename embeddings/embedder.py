@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from store.files import open_atomic
+
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 
@@ -67,8 +69,6 @@ class Embedder:
                 return cached
         vectors = self.encode(texts)
         file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with open_atomic(file, "wb") as f:
             np.save(f, vectors)
-        os.replace(tmp, file)
         return vectors

@@ -41,6 +41,7 @@ from eedi import Pair
 from eedi.metrics import average_precision_at_k
 from eedi.splits import FoldSpec, group_folds
 from inference.ranking import RERANKER_TEMPERATURE, Reranker, Retriever, boosted
+from store.files import write_json_atomic
 from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
 from trainers.retriever import RetrieverConfig, train_retriever
 
@@ -371,9 +372,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float] | None:
 
 
 def _write_json(file: Path, record: dict) -> None:
-    tmp = file.with_name(f".{file.name}.tmp")
-    tmp.write_text(json.dumps(record) + "\n")
-    tmp.replace(file)
+    write_json_atomic(file, record, indent=None, sort_keys=False)
 
 
 def _slug(name: str) -> str:

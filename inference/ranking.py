@@ -27,6 +27,7 @@ from models import ModelError
 from models.card import CARD_FILE, has_card
 from models.retriever import Index, load_encoder
 from models.texts import query_text
+from store.files import open_atomic
 
 RETRIEVER_TEMPERATURE = 1 / 20  # MultipleNegativesRankingLoss's default scale is 20
 RERANKER_TEMPERATURE = 1.0
@@ -65,10 +66,8 @@ class Retriever:
         self.index = Index(model, misconceptions, batch_size, vectors)
         if self.cache_file is not None and not self.cached:
             self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_name(f".{self.cache_file.name}.tmp")
-            with open(tmp, "wb") as f:
+            with open_atomic(self.cache_file, "wb") as f:
                 np.save(f, self.index.vectors)
-            tmp.replace(self.cache_file)
 
     @property
     def ids(self) -> list[int]:

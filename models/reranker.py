@@ -58,11 +58,10 @@ def resolve_base(spec: str) -> Base:
 
 def load_tokenizer(base: Base):
     """The base's tokenizer; a GGUF's is parsed once (about 25 s) and cached as a folder."""
-    import os
-
     from transformers import AutoTokenizer
 
     from llm.models import cache_dir
+    from store.files import folder_atomic
 
     if base.kind == "transformers":
         tokenizer = AutoTokenizer.from_pretrained(str(base.path))
@@ -72,13 +71,8 @@ def load_tokenizer(base: Base):
             tokenizer = AutoTokenizer.from_pretrained(str(cached))
         else:
             tokenizer = AutoTokenizer.from_pretrained(str(base.path.parent), gguf_file=base.path.name)
-            tmp = cached.with_name(f".{cached.name}.tmp{os.getpid()}")
-            tokenizer.save_pretrained(str(tmp))
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.replace(tmp, cached)
-            except OSError:  # another process cached it first
-                pass
+            with folder_atomic(cached) as tmp:  # another process may cache it first: theirs is kept
+                tokenizer.save_pretrained(str(tmp))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

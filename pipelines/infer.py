@@ -18,7 +18,6 @@ models zero-shot (all-MiniLM-L6-v2; Qwen2.5-Coder-0.5B-Instruct as reranker).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -93,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from eedi import load_eedi, load_questions
     from inference import Reranker, Retriever, rank_rows
     from llm import cache_dir
+    from store.files import open_atomic
 
     started = time.perf_counter()
     data_dir = resolve_data_dir(args.data_dir)
@@ -126,21 +126,18 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     bar = tqdm(total=len(pairs), unit="pair", desc="infer", file=sys.stderr, disable=args.no_progress,
                mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with open_atomic(out, "w", encoding="utf-8", newline="") as f:  # the whole submission, or none
             f.write("QuestionId_Answer,MisconceptionId\n")
             for pair, ids in zip(pairs, rank_rows(pairs, retriever, data.misconceptions, k=25, reranker=reranker,
                                                   top_n=args.rerank_top, unseen=unseen, boost=args.unseen_boost,
                                                   batch_size=args.batch_size)):
                 f.write(f"{pair.key},{' '.join(map(str, ids))}\n")
                 bar.update(1)
-        os.replace(tmp, out)
     finally:
         bar.close()
-        tmp.unlink(missing_ok=True)
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(pairs):,} rows in {seconds:.0f} s ({len(pairs) / seconds:.1f} pairs/s overall)")
     return 0

@@ -9,18 +9,15 @@ hyperparameters, validation metrics per epoch, and timings.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from models.card import CARD_FILE
+from store.files import write_json_atomic
 
 
 def write_card(folder: Path, card: dict, title: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{CARD_FILE}.tmp"
-    tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, folder / CARD_FILE)
+    write_json_atomic(folder / CARD_FILE, card)
     (folder / "README.md").write_text(render_markdown(card, title))
 
 
