@@ -26,6 +26,7 @@ from pathlib import Path
 
 from store import SPLITS, DatasetStore, StoreError
 from store.card import render_card
+from store.versions import choose_versions, is_running, version_records
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -57,25 +58,25 @@ def endpoint_of(endpoint: str | None = None) -> str:
 
 
 def resolve_version(store: Path, spec: str) -> tuple[str, list[dict]]:
-    """(version id, the records of every usable version up to and including it, oldest first)."""
-    if not (store / "versions").is_dir():
-        raise PublishError(f"{store}: not a dataset store (no versions/ folder)")
+    """(version id, the records of every usable version up to and including it, oldest first).
+
+    ``spec``: one version id, or ``latest`` (the newest version not running); chosen by
+    ``store.versions``, like the trainers' ``--versions``.
+    """
+    spec = spec.strip()
+    if spec == "all" or "," in spec:
+        raise PublishError(f"--version {spec}: expected one version id or latest")
     try:
-        records = DatasetStore(store).versions()
+        records = version_records(store)
+        chosen = choose_versions(records, spec, where=store, flag="--version", latest_needs_rows=False).records
     except StoreError as e:
         raise PublishError(str(e)) from None
-    usable = [r for r in records if r.get("status") != "running"]
-    if spec == "latest":
-        if not usable:
-            raise PublishError(f"{store}: no finished version to publish")
-        spec = usable[-1]["id"]
+    if not chosen:
+        raise PublishError(f"{store}: no finished version to publish")
+    version = chosen[0]["id"]
     ids = [r["id"] for r in records]
-    if spec not in ids:
-        raise PublishError(f"--version {spec}: no such version in {store} (versions: {', '.join(ids) or 'none'})")
-    if records[ids.index(spec)].get("status") == "running":
-        raise PublishError(f"--version {spec}: still running (or killed and not recovered): nothing final to push")
-    upto = [r for r in records[: ids.index(spec) + 1] if r.get("status") != "running"]
-    return spec, upto
+    upto = [r for r in records[: ids.index(version) + 1] if not is_running(r)]
+    return version, upto
 
 
 def plan(store: Path, version: str, records: list[dict]) -> dict[str, Path | bytes]:

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from pipelines.publish import PublishError, push_version
+from pipelines.publish import PublishError, push_version, resolve_version
 from tests.conftest import run_cli
 from tests.fake_hub import FakeHub
 from tests.train_data import add_version, small_eedi
@@ -97,6 +97,27 @@ def test_offline_missing_token_refused_and_bad_input_fail_in_one_line(store, tmp
     assert cp.returncode == 2 and "expected a Hub repository id ORG/NAME" in cp.stderr
     with pytest.raises(PublishError, match="cannot reach"):
         push_version(root, v1, "org/name", endpoint="http://127.0.0.1:9", token="hf_x", log=lambda _: None)
+
+
+def test_the_version_to_push_is_chosen_like_the_trainers_versions(store, tmp_path, data_dir):
+    root, v1, v2 = store
+    version, records = resolve_version(root, "latest")
+    assert version == v2 and [r["id"] for r in records] == [v1, v2]  # the card declares every version up to it
+    version, records = resolve_version(root, v1)
+    assert version == v1 and [r["id"] for r in records] == [v1]
+    for spec in ("all", f"{v1},{v2}"):
+        with pytest.raises(PublishError, match=f"--version {spec}: expected one version id or latest"):
+            resolve_version(root, spec)
+    time.sleep(1.1)
+    v3 = add_version(root, small_eedi(data_dir, tmp_path / "eedi3", questions=40, extra_misconceptions=10), 20, 1,
+                     status="running")
+    assert resolve_version(root, "latest")[0] == v2  # a running version is never pushed
+    with pytest.raises(PublishError, match=f"--version {v3}: version is still running"):
+        resolve_version(root, v3)
+    empty = tmp_path / "empty-store"
+    (empty / "versions").mkdir(parents=True)
+    with pytest.raises(PublishError, match="no finished version to publish"):
+        resolve_version(empty, "latest")
 
 
 def test_synth_push_to_hub_checks_repo_and_token_before_the_run(tmp_path):

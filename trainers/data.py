@@ -1,15 +1,9 @@
 """Training examples: real pairs plus the synthetic rows of chosen dataset-store versions.
 
-Choosing versions (``--versions``):
-
-- ``latest``: the newest version that has kept rows;
-- ``all``: every version;
-- ``ID,ID,...``: those versions.
-
-Versions still ``running`` (a run writing now, or killed and not yet recovered) are
-never read.  ``since=V`` keeps only versions made after V (version ids start with their
-UTC start time, so id order is time order): retraining on new shards.  The store is
-read without taking its lock, so training can run while the factory adds a version.
+Choosing versions (``--versions``, ``--since``) is ``store.versions.choose_versions``:
+``latest`` (the newest version that has kept rows), ``all``, or ``ID,ID,...``; versions
+still ``running`` are never read.  The store is read without taking its lock, so training
+can run while the factory adds a version.
 
 The mixing rule (``mix``):
 
@@ -39,6 +33,7 @@ import pyarrow.parquet as pq
 
 from eedi import Pair
 from store import DatasetStore, StoreError
+from store.versions import choose_versions, version_records
 from trainers import TrainError
 
 SYNTH_COLUMNS = ("QuestionId", "SubjectName", "ConstructName", "QuestionText", "CorrectAnswerText",
@@ -76,52 +71,22 @@ class SyntheticSelection:
 
 def store_versions(store: Path) -> list[dict]:
     """The version records of a store, oldest first, read without locking it."""
-    if not store.is_dir():
-        raise TrainError(f"{store}: store folder not found")
-    if not (store / "versions").is_dir():
-        raise TrainError(f"{store}: not a dataset store (no versions/ folder)")
     try:
-        return DatasetStore(store).versions()
+        return version_records(store)
     except StoreError as e:
         raise TrainError(str(e)) from None
-
-
-def choose_versions(store: Path, records: list[dict], spec: str, since: str | None) -> tuple[list[dict], list[str]]:
-    """(chosen records, ids skipped because still running)."""
-    ids = [r.get("id") for r in records]
-    if since is not None:
-        if since not in ids:
-            raise TrainError(f"--since {since}: no such version in {store} (versions: {', '.join(ids) or 'none'})")
-        records = records[ids.index(since) + 1:]
-    running = [r["id"] for r in records if r.get("status") == "running"]
-    usable = [r for r in records if r.get("status") != "running"]
-    if spec == "all":
-        return usable, running
-    if spec == "latest":
-        with_rows = [r for r in usable if (r.get("counts") or {}).get("kept", 0) > 0]
-        return with_rows[-1:], running
-    wanted = [v.strip() for v in spec.split(",") if v.strip()]
-    if not wanted:
-        raise TrainError("--versions: expected latest, all or version ids separated by commas")
-    by_id = {r["id"]: r for r in records}
-    chosen = []
-    for v in wanted:
-        if v not in by_id:
-            where = f"after {since} " if since else ""
-            raise TrainError(f"--versions {v}: no such version {where}in {store}")
-        if by_id[v].get("status") == "running":
-            raise TrainError(f"--versions {v}: version is still running (or was killed: open the store to recover it)")
-        chosen.append(by_id[v])
-    return chosen, running
 
 
 def read_synthetic(store: Path, spec: str = "latest", since: str | None = None) -> SyntheticSelection:
     """The kept rows of the chosen versions, with the shard files they came from."""
     store = Path(store)
-    chosen, running = choose_versions(store, store_versions(store), spec, since)
-    selection = SyntheticSelection(store=store, spec=spec, since=since, skipped_running=running)
+    try:
+        choice = choose_versions(store_versions(store), spec, since, where=store)
+    except StoreError as e:
+        raise TrainError(str(e)) from None
+    selection = SyntheticSelection(store=store, spec=spec, since=since, skipped_running=choice.skipped_running)
     reader = DatasetStore(store)
-    for record in chosen:
+    for record in choice.records:
         selection.versions.append(record["id"])
         for shard in reader.shard_files("train", record["id"]):
             try:
