@@ -193,10 +193,15 @@ class Fold:
 
 
 def make_folds(pairs: list[Pair], config: EvalConfig) -> list[Fold]:
+    """Every (scheme, fold) of ``config``; a fold id outside 0..folds-1 is a ValueError."""
+    chosen = config.only_folds if config.only_folds is not None else range(config.folds)
+    outside = [f for f in chosen if not 0 <= f < config.folds]
+    if outside:
+        raise ValueError(f"make_folds: fold {outside[0]} is not in 0..{config.folds - 1}")
     out = []
     for scheme in config.schemes:
         assignment = group_folds(pairs, config.folds, scheme, config.fold_seed)
-        for f in (config.only_folds if config.only_folds is not None else range(config.folds)):
+        for f in chosen:
             out.append(Fold(scheme, f, [p for p, a in zip(pairs, assignment) if a != f],
                             [p for p, a in zip(pairs, assignment) if a == f]))
     return out

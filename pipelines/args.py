@@ -1,11 +1,16 @@
 """What the command-line interfaces share: argparse value types (a bad value is a usage error, exit 2),
-the fold flags, and ``run_main``: a user's mistake is one line and exit 2, Ctrl-C exit 130."""
+the fold flags, ``UsageError`` for flags that contradict each other, and ``run_main``: a user's mistake
+is one line and exit 2, Ctrl-C exit 130."""
 from __future__ import annotations
 
 import argparse
 import os
 import sys
 from collections.abc import Callable
+
+
+class UsageError(Exception):
+    """Flags whose values are each well formed but cannot be honoured together. Message: one line."""
 
 
 def positive(value: str) -> int:
@@ -69,7 +74,7 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
         torch.set_num_threads(args.threads)
     try:
         return run(args)
-    except user_errors as e:
+    except (*user_errors, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

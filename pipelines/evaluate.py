@@ -26,7 +26,7 @@ from pathlib import Path
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from models import ModelError
-from pipelines.args import FOLD_BY, add_fold_args, count, positive, repeats, run_main
+from pipelines.args import FOLD_BY, UsageError, add_fold_args, count, positive, repeats, run_main
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
@@ -46,9 +46,21 @@ def _floats(value: str) -> list[float]:
 
 def _ints(value: str) -> list[int]:
     try:
-        return sorted({int(v) for v in value.split(",") if v.strip()})
+        out = sorted({int(v) for v in value.split(",") if v.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {value!r}") from None
+        out = []
+    if not out:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {value!r}")
+    return out
+
+
+def check_folds(folds: int, only: list[int] | None) -> None:
+    """--folds K needs K >= 2 (one fold validates, the others train); --only-folds ids are in 0..K-1."""
+    if folds < 2:
+        raise UsageError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    outside = [f for f in only or () if not 0 <= f < folds]
+    if outside:
+        raise UsageError(f"--only-folds {outside[0]}: folds are 0..{folds - 1}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
     from trainers.retriever import RetrieverConfig
 
     started = time.perf_counter()
+    check_folds(args.folds, args.only_folds)
     data_dir = resolve_data_dir(args.data_dir)
     data = load_eedi(data_dir)
     schemes = []
@@ -125,8 +138,6 @@ def run(args: argparse.Namespace) -> int:
         if name not in FOLD_BY:
             raise DataError(f"--schemes: {name!r} is not one of {', '.join(FOLD_BY)}")
         schemes.append(FOLD_BY[name])
-    if args.only_folds and max(args.only_folds) >= args.folds:
-        raise DataError(f"--only-folds {max(args.only_folds)}: folds are 0..{args.folds - 1}")
     synthetic: dict[str, list[dict]] = {}
     if args.store:
         selection = read_synthetic(Path(args.store), args.versions)

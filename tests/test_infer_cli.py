@@ -199,3 +199,16 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     assert pooled.stdout.count("done earlier") == 4  # zero-shot and real, both schemes
     assert not math.isnan(results["summary"][0]["folds"])
 
+
+@pytest.mark.parametrize("flags, message", [
+    (["--folds", "1"], "error: --folds 1: cross-validation needs at least 2 folds"),
+    (["--folds", "2", "--only-folds", "-1"], "error: --only-folds -1: folds are 0..1"),
+    (["--folds", "3", "--only-folds", "1,3"], "error: --only-folds 3: folds are 0..2"),
+])
+def test_evaluate_rejects_fold_flags_it_cannot_honour(tmp_path, data_dir, flags, message):
+    report = tmp_path / "report"
+    r = run_cli("pipelines.evaluate", "--data-dir", str(data_dir), "--report", str(report), "--reranker", "none",
+                "--no-progress", *flags)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [message]
+    assert not report.exists()  # refused before anything ran

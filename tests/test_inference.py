@@ -130,6 +130,13 @@ def test_folds_by_misconception_and_construct_partition_the_rows(data):
             assert not {getattr(p, key) for p in f.train} & {getattr(p, key) for p in f.val}
 
 
+def test_folds_outside_the_split_are_refused(data):
+    with pytest.raises(ValueError, match="fold -1 is not in 0..2"):
+        make_folds(data.train_pairs, EvalConfig(folds=3, only_folds=[-1]))
+    with pytest.raises(ValueError, match="k must be at least 2"):
+        make_folds(data.train_pairs, EvalConfig(folds=1))
+
+
 def test_each_condition_is_reused_unless_its_own_settings_change():
     base = EvalConfig(repeats=[None, 4])
     names = [name for name, _, _ in base.synthetic_conditions(["v1"])]
