@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = p.add_argument_group("validation (real rows of misconceptions unseen in training)")
     val.add_argument("--holdout", type=_fraction, default=None, metavar="F",
                      help=f"fraction of the misconceptions with real rows held out (default {DEFAULT_HOLDOUT}; "
+                          "0: train on every real row, without validation; "
                           "with --resume-from: the parent's)")
     val.add_argument("--seed", type=int, default=None,
                      help="seed for the holdout, batches and sampling (default 0; with --resume-from: the parent's)")
@@ -232,10 +233,12 @@ def run(args: argparse.Namespace) -> int:
     rule = MixRule(args.synth_per_misconception, args.synth_ratio, seed, args.synth_repeat)
     examples, stats = mix(real, synthetic, rule, held)
     repeated = f" (each x{stats['synthetic_repeat']})" if stats["synthetic_repeat"] > 1 else ""
-    _log(f"data: {len(data.train_pairs):,} real pairs in {data_dir}; {len(held)} misconceptions held out "
-         f"({len(val):,} validation rows); training on {stats['real']:,} real + {stats['synthetic_used']:,} "
-         f"synthetic rows{repeated}" + (f" from {len(selection.versions)} version(s) of {store}: "
-                                         f"{', '.join(selection.versions) or 'none'}" if store else " (no --store)"))
+    held_out = (f"{len(held)} misconceptions held out ({len(val):,} validation rows)" if val
+                else "nothing held out (--holdout 0): no validation")
+    _log(f"data: {len(data.train_pairs):,} real pairs in {data_dir}; {held_out}; training on "
+         f"{stats['real']:,} real + {stats['synthetic_used']:,} synthetic rows{repeated}"
+         + (f" from {len(selection.versions)} version(s) of {store}: {', '.join(selection.versions) or 'none'}"
+            if store else " (no --store)"))
     if stats["synthetic_dropped_held_out"]:
         _log(f"data: {stats['synthetic_dropped_held_out']} synthetic rows of held-out misconceptions left out")
 
@@ -327,12 +330,15 @@ def _prompt_version() -> str:
 
 
 def _summary(out: Path, r, rr, seconds: float) -> None:
-    first, last = r.history[0], r.history[-1]
     lines = ["", f"trained in {seconds:.0f} s -> {out}",
              (f"  retriever  {out / 'retriever'}: {r.steps} steps, {r.examples:,} examples in "
-              f"{r.train_seconds:.0f} s ({r.examples_per_second:g} examples/s)"),
-             (f"    validation MAP@25 {first['map@25']:.4f} -> {last['map@25']:.4f}, recall@25 "
-              f"{first['recall@25']:.4f} -> {last['recall@25']:.4f} ({last['queries']} held-out rows)")]
+              f"{r.train_seconds:.0f} s ({r.examples_per_second:g} examples/s)")]
+    if r.history:
+        first, last = r.history[0], r.history[-1]
+        lines.append(f"    validation MAP@25 {first['map@25']:.4f} -> {last['map@25']:.4f}, recall@25 "
+                     f"{first['recall@25']:.4f} -> {last['recall@25']:.4f} ({last['queries']} held-out rows)")
+    else:
+        lines.append("    no validation (--holdout 0)")
     if rr is not None:
         lines.append(f"  reranker   {out / 'reranker'}: {rr.steps} steps in {rr.seconds['train']:.0f} s "
                      f"({rr.seconds['per_step']:g} s/step), load {rr.seconds['load']:.0f} s")

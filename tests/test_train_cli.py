@@ -108,3 +108,20 @@ def test_train_cli_input_errors(tmp_path):
     cp = run_cli("pipelines.train", "--help")
     assert cp.returncode == 0 and "--resume-from DIR" in cp.stdout and "--hard-negatives K" in cp.stdout
 
+
+def test_holdout_zero_trains_on_every_real_row_without_validation(tmp_path, data_dir, tiny_qwen):
+    eedi = small_eedi(data_dir, tmp_path / "eedi", questions=40, extra_misconceptions=40)
+    out = tmp_path / "run"
+    cp = run_cli("pipelines.train", "--data-dir", str(eedi), "--out", str(out), "--holdout", "0",
+                 "--batch-size", "8", "--max-steps", "1", "--hard-negatives", "1", "--reranker-base", str(tiny_qwen),
+                 "--reranker-steps", "1", "--negatives", "2", "--no-progress")
+    assert cp.returncode == 0 and "Traceback" not in cp.stderr, cp.stderr[-3000:]
+    assert "nothing held out (--holdout 0): no validation" in cp.stdout
+    assert "no validation (--holdout 0)" in cp.stdout and "validation MAP@25" not in cp.stdout
+    card = _card(out / "retriever")
+    assert card["validation"] == [] and card["data"]["validation"]["rows"] == 0
+    assert card["data"]["mix"]["real"] == card["data"]["real"]["train_rows"] > 0
+    rr_card = _card(out / "reranker")
+    assert rr_card["validation"] == [] and len(rr_card["losses"]) == 1
+    assert "## Validation" not in (out / "retriever" / "README.md").read_text()
+
