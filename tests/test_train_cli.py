@@ -125,3 +125,15 @@ def test_holdout_zero_trains_on_every_real_row_without_validation(tmp_path, data
     assert rr_card["validation"] == [] and len(rr_card["losses"]) == 1
     assert "## Validation" not in (out / "retriever" / "README.md").read_text()
 
+
+def test_a_damaged_shard_is_a_one_line_error_naming_it(tmp_path, data_dir):
+    eedi = small_eedi(data_dir, tmp_path / "eedi", questions=40, extra_misconceptions=10)
+    store = tmp_path / "store"
+    version = add_version(store, eedi, 0, 4)
+    shard = sorted((store / "data").glob(f"train-{version}-*.parquet"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    line = _error(run_cli("pipelines.train", "--data-dir", str(eedi), "--store", str(store), "--out",
+                          str(tmp_path / "run"), "--skip-reranker", "--no-progress"))
+    assert line.startswith(f"error: {shard}: damaged parquet shard (") and "move it out of data/" in line
+    assert f"versions/{version}.json" in line
+    assert not (tmp_path / "run").exists()

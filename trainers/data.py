@@ -3,7 +3,8 @@
 Choosing versions (``--versions``, ``--since``) is ``store.versions.choose_versions``:
 ``latest`` (the newest version that has kept rows), ``all``, or ``ID,ID,...``; versions
 still ``running`` are never read.  The store is read without taking its lock, so training
-can run while the factory adds a version.
+can run while the factory adds a version.  A shard that pyarrow cannot read is a one-line
+error naming the file.
 
 The mixing rule (``mix``):
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from eedi import Pair
@@ -77,6 +79,15 @@ def store_versions(store: Path) -> list[dict]:
         raise TrainError(str(e)) from None
 
 
+def _unreadable(shard: Path, error: Exception, version: str) -> TrainError:
+    """A shard the system cannot read (permissions ...), or one pyarrow cannot parse (damaged)."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, OSError) and error.errno is not None:
+        return TrainError(f"{shard}: cannot read parquet: {reason}")
+    return TrainError(f"{shard}: damaged parquet shard ({reason}); move it out of data/ and re-run synth with "
+                      f"version {version}'s settings (versions/{version}.json) to make its items again")
+
+
 def read_synthetic(store: Path, spec: str = "latest", since: str | None = None) -> SyntheticSelection:
     """The kept rows of the chosen versions, with the shard files they came from."""
     store = Path(store)
@@ -96,8 +107,8 @@ def read_synthetic(store: Path, spec: str = "latest", since: str | None = None) 
                     raise TrainError(f"{shard}: missing column {', '.join(missing)}")
                 optional = [c for c in OPTIONAL_COLUMNS if c in schema.names]
                 rows = pq.read_table(shard, columns=[*SYNTH_COLUMNS, *optional]).to_pylist()
-            except OSError as e:
-                raise TrainError(f"{shard}: cannot read parquet: {str(e).splitlines()[0]}") from None
+            except (OSError, pa.ArrowException) as e:
+                raise _unreadable(shard, e, record["id"]) from None
             for i, row in enumerate(rows, start=1):
                 for column, default in OPTIONAL_COLUMNS.items():
                     row.setdefault(column, default)
