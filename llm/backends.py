@@ -42,19 +42,22 @@ class BackendOptions:
     vllm_args: dict[str, Any] = field(default_factory=dict)  # extra vllm.LLM(...) arguments
 
     def __post_init__(self) -> None:
-        if self.base_url and self.engine == "embedded":
-            self.engine = "openai"
         if self.engine not in ENGINES:
             raise BackendError(f"engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
         if self.engine == "openai" and not self.base_url:
             raise BackendError("engine 'openai' needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        if self.base_url and self.engine != "openai":
+            raise BackendError(f"--base-url is for --engine openai; engine {self.engine!r} does not use a server "
+                               "URL (drop --base-url, or use --engine openai)")
 
     def client(self) -> ClientOptions:
         default = 1 if self.engine == "embedded" else 8  # llama-cpp-python's server answers one at a time
         embedded = self.engine == "embedded"
         # llama-cpp-python's server defaults to repeat_penalty 1.1; other engines (and our in-process past) use none
+        # auto on our own llama-cpp-python server: its form straight away (it does not know OpenAI's)
+        structured = "llama.cpp" if embedded and self.structured == "auto" else self.structured
         return ClientOptions(concurrency=self.concurrency or default, timeout=self.timeout,
-                             max_retries=self.max_retries, structured="llama.cpp" if embedded else self.structured,
+                             max_retries=self.max_retries, structured=structured,
                              extra_body={"repeat_penalty": 1.0} if embedded else None)
 
     def as_record(self) -> dict:
@@ -69,7 +72,7 @@ class BackendPool:
     def __init__(self, options: BackendOptions, cache: RequestCache | None = None):
         self.options, self.cache = options, cache
         self.servers: list = []  # embedded LlamaServer processes
-        self._engines: dict[str, Backend] = {}
+        self._engines: dict[tuple[str, bool], Backend] = {}
         self._served: list[str] | None = None
 
     def model_name(self, spec: str | None) -> str:
@@ -94,14 +97,18 @@ class BackendPool:
             return ModelIdentity(name=model.name, weights=model.sha256, backend="llama.cpp")
         return ModelIdentity(name=name, weights=self.options.revision, backend=self.options.engine)
 
-    def open(self, spec: str | None) -> Backend:
+    def open(self, spec: str | None, logprobs: bool = False) -> Backend:
+        """The engine of a model, started on first use. ``logprobs``: a role reads token log-probabilities;
+        llama-cpp-python's server gives them only when it keeps every position's logits, which slows
+        prompts, so on the embedded engine such roles get a server of their own."""
         name = self.model_name(spec)
-        if name not in self._engines:
-            engine = self._start(name)
-            self._engines[name] = CachedBackend(engine, self.cache) if self.cache is not None else engine
-        return self._engines[name]
+        key = (name, logprobs and self.options.engine == "embedded")
+        if key not in self._engines:
+            engine = self._start(name, logits_all=key[1])
+            self._engines[key] = CachedBackend(engine, self.cache) if self.cache is not None else engine
+        return self._engines[key]
 
-    def _start(self, name: str) -> Backend:
+    def _start(self, name: str, logits_all: bool = False) -> Backend:
         identity = self.identify(name)
         if self.options.engine == "vllm":
             from llm.vllm_backend import VLLMBackend
@@ -112,7 +119,7 @@ class BackendPool:
         from llm.server import LlamaServer
 
         server = LlamaServer(resolve_model(name).path, alias=identity.name, n_ctx=self.options.n_ctx,
-                             n_threads=self.options.threads, log_dir=cache_dir() / "logs")
+                             n_threads=self.options.threads, log_dir=cache_dir() / "logs", logits_all=logits_all)
         self.servers.append(server)
         server.start()
         return OpenAIBackend(server.base_url, identity.name, identity, None, self.options.client())

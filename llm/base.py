@@ -24,6 +24,7 @@ class ChatRequest:
     seed: int = 0
     json_schema: dict | None = None  # constrain the output to this JSON schema where supported
     prompt_version: str = ""  # the templates' content hash: part of the request-cache key
+    logprobs: int = 0  # > 0: return the top ``logprobs`` alternatives of the first generated token
 
     def as_openai_messages(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
@@ -41,6 +42,8 @@ class ChatResponse:
     retries: int = 0  # failed transport attempts before this answer
     errors: tuple[str, ...] = ()  # the kind of each failed attempt ("429", "500", "timeout", ...)
     replayed: bool = False  # answered from the request cache, not by the LLM
+    # with ChatRequest.logprobs: the first generated token's most likely alternatives, (token text, logprob)
+    top_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -68,13 +71,6 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the engine or connection."""
-
-
-def chat(backend: Backend, request: ChatRequest) -> ChatResponse:
-    """One request, blocking."""
-    for _, response in backend.chat_many([request]):
-        return response
-    raise BackendError("backend returned no response")
 
 
 @dataclass

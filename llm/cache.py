@@ -29,6 +29,8 @@ def canonical_request(identity: ModelIdentity, request: ChatRequest) -> dict:
                      "top_p": request.top_p, "seed": request.seed},
         "json_schema": request.json_schema,
         "prompt_version": request.prompt_version,
+        # only when asked for, so the keys of requests without logprobs stay what they were
+        **({"logprobs": request.logprobs} if request.logprobs else {}),
     }
 
 
@@ -41,7 +43,7 @@ def request_key(identity: ModelIdentity, request: ChatRequest) -> str:
 
 
 _FIELDS = ("text", "prompt_tokens", "completion_tokens", "finish_reason", "seconds",
-           "cached_prompt_tokens", "structured")
+           "cached_prompt_tokens", "structured", "top_logprobs")
 
 
 class RequestCache:
@@ -65,7 +67,9 @@ class RequestCache:
             return None
         try:
             stored = json.loads(row[0])
-            return ChatResponse(**{k: stored[k] for k in _FIELDS}, replayed=True)
+            fields = {k: stored[k] for k in _FIELDS if k in stored}  # answers stored before top_logprobs lack it
+            fields["top_logprobs"] = tuple((str(t), float(lp)) for t, lp in fields.get("top_logprobs", ()))
+            return ChatResponse(**fields, replayed=True)
         except (ValueError, KeyError, TypeError):
             return None  # an unreadable entry is a miss; the new answer replaces it
 

@@ -58,9 +58,14 @@ def _retry_after(headers) -> float | None:
         return min(MAX_RETRY_AFTER, max(0.0, parsed.timestamp() - time.time())) if parsed else None
 
 
+_FORMAT_WORDS = ("response_format", "json_schema", "schema", "structured", "grammar", "guided")
+
+
 def _refuses_format(status: int, message: str) -> bool:
-    """The server rejected our response_format (llama-cpp-python answers a validation error with 500)."""
-    return status in (400, 422) or (status == 500 and "response_format" in message)
+    """The server rejected our response_format: a 400/422 (or llama-cpp-python's 500) whose message is
+    about it. Any other 400/422 (a bad model name, a prompt too long) is an error, not a reason to downgrade."""
+    text = message.lower()
+    return status in (400, 422, 500) and any(w in text for w in _FORMAT_WORDS)
 
 
 def response_format(schema: dict, mode: str) -> dict | None:
@@ -89,6 +94,7 @@ class OpenAIBackend:
         self._failures_in_a_row = 0
         self._last_failure = ""
         self._open = False  # the circuit breaker tripped
+        self._logprobs = True  # False once the server refused logprobs: steps then read the written answer
 
     # -- public interface ---------------------------------------------------------------------------------
     def chat_many(self, requests: Sequence[ChatRequest]) -> Iterator[tuple[int, ChatResponse]]:
@@ -160,6 +166,8 @@ class OpenAIBackend:
         mode = self._mode if request.json_schema is not None else "off"
         if mode != "off":
             kwargs["response_format"] = response_format(request.json_schema, mode)
+        if request.logprobs and self._logprobs:
+            kwargs.update(logprobs=True, top_logprobs=request.logprobs)
         try:
             out = await self._client.chat.completions.create(**kwargs)
         except openai.APITimeoutError:
@@ -170,6 +178,9 @@ class OpenAIBackend:
             status = e.status_code
             if mode != "off" and self.options.structured == "auto" and _refuses_format(status, e.message):
                 self._downgrade(mode)
+                return await self._attempt(request)
+            if "logprobs" in kwargs and "logprobs" in e.message.lower() and status in (400, 422, 500):
+                self._logprobs = False  # e.g. llama-cpp-python started without --logits_all true
                 return await self._attempt(request)
             if status == 429 or status >= 500 or status in (408, 409):
                 raise _Retryable(str(status), e.message[:200], _retry_after(e.response.headers)) from None
@@ -184,7 +195,7 @@ class OpenAIBackend:
                         completion_tokens=int(usage.completion_tokens),
                         finish_reason=choice.finish_reason or "stop",
                         cached_prompt_tokens=getattr(details, "cached_tokens", None),
-                        structured=mode != "off")
+                        structured=mode != "off", top_logprobs=_first_token_logprobs(choice))
         except (AttributeError, IndexError, TypeError, ValueError) as e:
             raise _Retryable("malformed", f"response without choices or usage: {e}") from None
 
@@ -192,6 +203,14 @@ class OpenAIBackend:
         """The server refused this response_format: try the next form (the choice sticks for the run)."""
         if self._mode == mode:  # another request may have moved on already
             self._mode = {"json_schema": "llama.cpp", "llama.cpp": "off"}[mode]
+
+
+def _first_token_logprobs(choice) -> tuple[tuple[str, float], ...]:
+    """The first generated token's top alternatives, where the server sent logprobs (else ())."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not content:
+        return ()
+    return tuple((str(t.token), float(t.logprob)) for t in (content[0].top_logprobs or ()))
 
 
 def list_models(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> list[str]:

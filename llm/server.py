@@ -7,9 +7,11 @@ errors; on Linux the server is also told to die with its parent, so a killed
 run leaves no orphan).  The server reuses the KV cache of the longest common
 prefix with the previous request; the pipeline's stage-by-stage batches keep
 requests that share a prefix together.  llama-cpp-python's extra RAM prompt
-cache (``prompt_cache=True``) is off by default: in our runs its resident
-memory grew past 6 GB over a few dozen requests.  The log (with per-request
-prompt-evaluation timings) goes to a file.
+cache stays off: in our runs its resident memory grew past 6 GB over a few
+dozen requests.  ``logits_all=True`` keeps every position's logits, which
+llama-cpp-python needs to answer ``logprobs`` (slower prompts, n_ctx x vocab
+floats of RAM): only a server for a role that reads logprobs gets it.  The log
+(with per-request prompt-evaluation timings) goes to a file.
 """
 from __future__ import annotations
 
@@ -27,9 +29,6 @@ from pathlib import Path
 
 from llm.base import BackendError
 
-PROMPT_CACHE_BYTES = 256 << 20  # about 16 saved states of the 0.5B model at n_ctx 4096: every stage's prefix, a few clusters back
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -45,12 +44,12 @@ def _die_with_parent() -> None:  # runs in the child before exec
 
 class LlamaServer:
     def __init__(self, model_path: Path, alias: str, n_ctx: int = 4096, n_threads: int | None = None,
-                 log_dir: Path | None = None, verbose: bool = True, prompt_cache: bool = False):
+                 log_dir: Path | None = None, verbose: bool = True, logits_all: bool = False):
         self.model_path, self.alias, self.n_ctx = Path(model_path), alias, n_ctx
         self.n_threads = n_threads or os.cpu_count() or 1
         self.port = free_port()
         self.log_path = Path(log_dir or ".") / f"llama-server-{self.port}.log"
-        self.verbose, self.prompt_cache = verbose, prompt_cache
+        self.verbose, self.logits_all = verbose, logits_all
         self._proc: subprocess.Popen | None = None
 
     @property
@@ -61,9 +60,8 @@ class LlamaServer:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
                 "--model_alias", self.alias, "--host", "127.0.0.1", "--port", str(self.port),
                 "--n_ctx", str(self.n_ctx), "--n_threads", str(self.n_threads), "--n_threads_batch", str(self.n_threads),
-                "--logits_all", "false",  # the server's default keeps every position's logits: slower, GBs of RAM
-                "--cache", str(self.prompt_cache).lower(), "--cache_type", "ram",
-                "--cache_size", str(PROMPT_CACHE_BYTES), "--verbose", str(self.verbose).lower()]
+                # the server's default keeps every position's logits: slower, GBs of RAM; needed for logprobs
+                "--logits_all", str(self.logits_all).lower(), "--verbose", str(self.verbose).lower()]
 
     def prompt_tokens_evaluated(self) -> list[int]:
         """Prompt tokens the server actually evaluated, per request (from its log; needs verbose)."""

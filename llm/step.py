@@ -1,4 +1,5 @@
-"""An LLM step is two methods: ``prompt(row) -> ChatRequest`` and ``parse(row, text) -> value``.
+"""An LLM step is two methods: ``prompt(row) -> ChatRequest`` and ``parse(row, text) -> value``
+(or ``parse_response(row, response)`` for a step that reads more than the text, e.g. logprobs).
 
 :func:`run_steps` asks the backend for a batch of rows, parses, and on an
 invalid answer retries with a different seed, up to a bound; the LLM's output is untrusted input, so
@@ -13,15 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Generic, Protocol, Sequence, TypeVar
 
 from llm.base import Backend, ChatRequest, ChatResponse, Usage
+from llm.parsing import ParseError
 
 T = TypeVar("T")
 Row = TypeVar("Row", contravariant=True)
 
 SEED_STRIDE = 1_000_003  # retries use seed + attempt * stride
-
-
-class ParseError(ValueError):
-    """The LLM's answer does not fit the expected shape (message: the reason)."""
 
 
 class LLMStep(Protocol[Row, T]):
@@ -47,13 +45,13 @@ class StepOutcome(Generic[T]):
 
 
 def run_steps(step: LLMStep[Any, T], backend: Backend, rows: Sequence[Any], usage: Usage, max_attempts: int = 3,
-              check: Callable[[T], str | None] | None = None) -> list[StepOutcome[T]]:
+              check: Callable[[Any, T], str | None] | None = None) -> list[StepOutcome[T]]:
     """Ask for every row at once, parse and (optionally) check; retry the invalid ones with a new seed.
 
     Attempt ``k`` of every still-invalid row goes out as one batch (seed +
     ``k * SEED_STRIDE``), so a batching engine sees them together and rows
     keep the order given (shared prompt prefixes stay adjacent).  ``check``
-    returns a reason when a parsed value is unusable (a rule it breaks); such
+    ``check(row, value)`` returns a reason when a parsed value is unusable (a rule it breaks); such
     an answer is retried like an unparsable one.  The outcome of each row is
     independent of the others, so a re-run replaying cached answers ends the same.
     """
@@ -79,49 +77,16 @@ def run_steps(step: LLMStep[Any, T], backend: Backend, rows: Sequence[Any], usag
 
 
 def _judge_answer(step, row, response: ChatResponse, max_tokens: int, attempts: int, check) -> StepOutcome:
+    parse_response = getattr(step, "parse_response", None)  # such a step reads the whole answer itself
     try:
-        if response.finish_reason == "length":
+        if response.finish_reason == "length" and parse_response is None:
             raise ParseError(f"output cut at max_tokens={max_tokens}")
-        value = step.parse(row, response.text)
+        value = parse_response(row, response) if parse_response else step.parse(row, response.text)
     except ParseError as e:
         return StepOutcome(None, response.text, str(e) or "invalid output", attempts)
-    problem = check(value) if check else None
+    problem = check(row, value) if check else None
     return StepOutcome(value, response.text, problem, attempts, failed_check=problem is not None)
-
-
-def run_step(step: LLMStep[Any, T], backend: Backend, row: Any, usage: Usage, max_attempts: int = 3,
-             check: Callable[[T], str | None] | None = None) -> StepOutcome[T]:
-    """:func:`run_steps` for one row."""
-    return run_steps(step, backend, [row], usage, max_attempts, check)[0]
 
 
 def chat_request(system: str, user: str, **kwargs: Any) -> ChatRequest:
     return ChatRequest(messages=(("system", system), ("user", user)), **kwargs)
-
-
-class TemplateStep:
-    """Base for a step whose prompt is the template pair ``prompts/<name>.{system,user}.j2``.
-
-    Subclasses set ``name``, the sampling defaults and ``json_schema``, and
-    implement ``prompt(row)`` (usually one call to :meth:`request`) and ``parse``.
-    """
-
-    name: str
-    temperature: float = 0.7
-    max_tokens: int = 256
-    json_schema: dict | None = None
-
-    def __init__(self, temperature: float | None = None, max_tokens: int | None = None):
-        import prompts
-
-        self.template = prompts.load(self.name)
-        self.version = self.template.version
-        if temperature is not None:
-            self.temperature = temperature
-        if max_tokens is not None:
-            self.max_tokens = max_tokens
-
-    def request(self, seed: int, **context: Any) -> ChatRequest:
-        system, user = self.template.render(**context)
-        return chat_request(system, user, max_tokens=self.max_tokens, temperature=self.temperature,
-                            seed=seed, json_schema=self.json_schema, prompt_version=self.version)

@@ -27,8 +27,11 @@ def import_vllm():
 
 def sampling_kwargs(request: ChatRequest) -> dict[str, Any]:
     """The ``SamplingParams`` arguments for a request (the schema is added by :func:`sampling_params`)."""
-    return {"max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": request.top_p,
-            "seed": request.seed}
+    kwargs = {"max_tokens": request.max_tokens, "temperature": request.temperature, "top_p": request.top_p,
+              "seed": request.seed}
+    if request.logprobs:
+        kwargs["logprobs"] = request.logprobs
+    return kwargs
 
 
 def sampling_params(vllm, request: ChatRequest):
@@ -79,7 +82,16 @@ class VLLMBackend:
                 text=completion.text, prompt_tokens=len(out.prompt_token_ids or ()),
                 completion_tokens=len(completion.token_ids), finish_reason=completion.finish_reason or "stop",
                 seconds=seconds, cached_prompt_tokens=getattr(out, "num_cached_tokens", None),
-                structured=requests[i].json_schema is not None)
+                structured=requests[i].json_schema is not None, top_logprobs=_first_token_logprobs(completion))
 
     def close(self) -> None:
         self._llm = None
+
+
+def _first_token_logprobs(completion) -> tuple[tuple[str, float], ...]:
+    """vLLM's ``logprobs[0]``: token id -> Logprob(logprob, decoded_token), for the first generated token."""
+    first = (getattr(completion, "logprobs", None) or [None])[0]
+    if not first:
+        return ()
+    ranked = sorted(first.values(), key=lambda lp: -lp.logprob)
+    return tuple((str(lp.decoded_token), float(lp.logprob)) for lp in ranked)

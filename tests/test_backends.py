@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from llm import BackendError, BackendOptions, BackendPool, CachedBackend, ChatRequest, ModelIdentity, RequestCache, chat
+from llm import BackendError, BackendOptions, BackendPool, CachedBackend, ChatRequest, ModelIdentity, RequestCache
 from llm.openai_backend import ClientOptions, OpenAIBackend
 from llm.server import LlamaServer
 from tests.conftest import REPO, run_cli
@@ -16,6 +16,11 @@ SCHEMA = {"type": "object", "properties": {"answer": {"type": "integer"}}, "requ
 JSON_REQUEST = ChatRequest(messages=(("user", "What is 2 + 3? Answer in JSON."),), max_tokens=30, temperature=0.0,
                            seed=1, json_schema=SCHEMA)
 IDENTITY = ModelIdentity("qwen-0.5b", "", "openai")
+
+
+def chat(backend, request: ChatRequest):
+    """One request, blocking."""
+    return next(response for _, response in backend.chat_many([request]))
 
 
 def client(base_url: str, **options) -> OpenAIBackend:

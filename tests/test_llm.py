@@ -7,7 +7,7 @@ from generators import QuestionGenerator, Target
 from llm import BackendError, ModelIdentity, Usage, resolve_model
 from llm.models import PRESETS, sha256_file
 from llm.openai_backend import ClientOptions, OpenAIBackend
-from llm.step import run_step
+from llm.step import run_steps
 
 pytestmark = pytest.mark.llm
 TARGET = Target(1, "Believes you add the denominators when adding fractions", 0, 0, 5, ())
@@ -35,7 +35,7 @@ def test_bad_model_specs_are_one_line_errors(tmp_path):
 
 def test_schema_constrained_generation_parses(backend):
     usage = Usage()
-    outcome = run_step(QuestionGenerator(max_tokens=400), backend, TARGET, usage, max_attempts=3)
+    outcome = run_steps(QuestionGenerator(max_tokens=400), backend, [TARGET], usage, max_attempts=3)[0]
     assert outcome.ok, (outcome.error, outcome.raw)
     assert outcome.value.question and len(outcome.value.other_wrong_answers) == 2
     assert usage.requests == outcome.attempts and usage.completion_tokens > 0
@@ -48,7 +48,7 @@ def test_invalid_output_is_retried_up_to_the_bound_then_rejected(backend):
             return dataclasses.replace(super().prompt(target), max_tokens=8)
 
     usage = Usage()
-    outcome = run_step(Truncating(), backend, TARGET, usage, max_attempts=2)
+    outcome = run_steps(Truncating(), backend, [TARGET], usage, max_attempts=2)[0]
     assert not outcome.ok and outcome.attempts == 2 and usage.requests == 2
     assert outcome.error == "output cut at max_tokens=8"
     assert outcome.raw  # the raw text is kept for the reject row

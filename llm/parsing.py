@@ -1,0 +1,54 @@
+"""Reading an LLM's answer, which is untrusted input: the first JSON object in it, LaTeX repaired, and the
+one-line reason when it does not fit (:class:`ParseError`). Generators and judges all parse through here."""
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import ValidationError
+
+
+class ParseError(ValueError):
+    """The LLM's answer does not fit the expected shape (message: the reason)."""
+
+
+# LLMs often write LaTeX unescaped inside JSON strings: "\frac" then decodes as a form feed
+# followed by "rac", "\times" as a tab. A backslash that starts one of these commands is LaTeX.
+_LATEX = re.compile(
+    r"(?<!\\)\\(?=(?:frac|dfrac|tfrac|times|div|circ|sqrt|neq|leq|geq|le|ge|cdot|left|right|text|"
+    r"mathrm|mathbf|degree|pm|approx|angle|triangle|begin|end|quad|overline|underline|pi|theta|"
+    r"infty|sum|log|sin|cos|tan|hline|square|ldots|dots|prime|bmod|equiv|notin|in)(?![a-zA-Z]))")
+
+
+def escape_latex(text: str) -> str:
+    return _LATEX.sub(r"\\\\", text)
+
+
+def parse_json_object(text: str) -> dict:
+    """The first JSON object in ``text`` (tolerating code fences or chatter around it)."""
+    start = text.find("{")
+    if start < 0:
+        raise ParseError("no JSON object in output")
+    try:
+        value, _ = json.JSONDecoder().raw_decode(escape_latex(text[start:]))
+    except json.JSONDecodeError as e:
+        raise ParseError(f"invalid JSON: {e.msg}") from None
+    if not isinstance(value, dict):
+        raise ParseError("invalid JSON: not an object")
+    return value
+
+
+def validation_reason(e: ValidationError) -> str:
+    """pydantic's first complaint as one short line: ``invalid field: <field> <message>``."""
+    first = e.errors()[0]
+    field = ".".join(str(x) for x in first.get("loc", ())) or "output"
+    message = first.get("msg", "invalid").removeprefix("Value error, ")
+    return f"invalid field: {field} {message}"
+
+
+def parse_model(model, text: str):
+    """The first JSON object of ``text`` validated into the pydantic ``model``; ParseError otherwise."""
+    try:
+        return model.model_validate(parse_json_object(text))
+    except ValidationError as e:
+        raise ParseError(validation_reason(e)) from None
