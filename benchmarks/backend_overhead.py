@@ -28,8 +28,7 @@ from eedi import resolve_data_dir
 from llm import DEFAULT_PRESET, BackendOptions, RequestCache, resolve_model
 from llm.openai_backend import response_format
 from llm.server import LlamaServer
-from pipelines.config import SynthConfig
-from pipelines.factory import run
+from factory import SynthConfig, run
 
 
 def send(server: LlamaServer, requests: list[dict], max_tokens: int | None = None) -> tuple[int, float]:
@@ -61,7 +60,7 @@ def main() -> None:
 
     with server("pipeline") as s:
         config = SynthConfig(data_dir=resolve_data_dir(args.data_dir), store=work / "store", clusters=[args.cluster],
-                             limit=args.items, seed=args.seed, progress=False,
+                             limit=args.items, seed=args.seed, progress=False, mode="question", checks=["judge"],
                              backend=BackendOptions(engine="openai", base_url=s.base_url, structured="llama.cpp",
                                                     concurrency=1))
         record = run(config, out=sys.stderr)

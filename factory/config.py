@@ -5,12 +5,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from embeddings import ClusterParams
-from judges import NEAR_DUPLICATE_THRESHOLD
+from judges import DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
 from llm import BackendOptions
-from trainers.splits import FoldSpec
+from eedi.splits import FoldSpec
 
-DEFAULT_MIN_SCORE = 7.0
 DEFAULT_SHOTS = 5
+MODES = ("question", "distractor")
+DEFAULT_MODE = "distractor"
+# The checks each mode runs by default, in order (factory.stages.CHECKS names them all).
+DEFAULT_CHECKS = {"question": ["solve", "pick"], "distractor": ["pick"]}
+RATIONALES = ("working", "teacher")
 
 
 @dataclass
@@ -18,18 +22,28 @@ class SynthConfig:
     data_dir: Path
     store: Path = Path("synth-store")
     clusters: list[int] | None = None  # None: every cluster with targets
+    misconceptions: list[int] | None = None  # only these targets (--misconception, --misconceptions FILE)
+    mode: str = DEFAULT_MODE  # "question": new questions; "distractor": new wrong answers to real questions
+    checks: list[str] | None = None  # None: DEFAULT_CHECKS[mode]
+    rationale: str = "working"  # distractor mode: the writer's working, or the teacher's rationale
     per_misconception: int = 1
     limit: int | None = None  # at most this many items in this run
     seed: int = 0
     generator_model: str | None = None  # None: the engine's default (the embedded preset, the server's model)
     judge_model: str | None = None
     teacher_model: str | None = None
+    solver_model: str | None = None  # None: the generator's
     backend: BackendOptions = field(default_factory=BackendOptions)
     batch_size: int | None = None  # items per batch; default 4 per request in flight
     request_cache: bool = True  # replay answered requests (the resume mechanism)
     request_cache_file: Path | None = None  # default <store>/.cache/requests.sqlite
     shots: int = DEFAULT_SHOTS
-    min_score: float = DEFAULT_MIN_SCORE
+    min_score: float = DEFAULT_MIN_SCORE  # the rubric judge (check "judge")
+    pick_k: int = 5  # candidates shown to the pick-the-misconception judge
+    pick_candidates: str = "nearest"  # "nearest": the K-1 nearest names; "mixed": half nearest, half random
+    pick_min_probability: float | None = None  # None: keep when the target is the judge's first choice
+    consistency_top_k: int = 25  # round-trip: the target must rank within this
+    consistency_retriever: Path | None = None  # round-trip: a trained retriever folder (default: embedded MiniLM)
     min_real_rows: int = 1  # targets: misconceptions with fewer real rows than this
     # Evaluation runs: hide this fold's real rows (no shots, no near-duplicate references) and
     # target only its misconceptions, as if they had no rows (see pipelines.evaluate).
@@ -40,6 +54,14 @@ class SynthConfig:
     flush_every: int = 25  # rows per parquet shard (the journal protects rows in between)
     progress: bool = True
 
+    def effective_checks(self) -> list[str]:
+        return list(self.checks) if self.checks is not None else list(DEFAULT_CHECKS[self.mode])
+
+    def role_models(self) -> dict[str, str | None]:
+        """The model spec of each LLM role (None: the engine's default)."""
+        return {"generator": self.generator_model, "solver": self.solver_model or self.generator_model,
+                "judge": self.judge_model, "teacher": self.teacher_model}
+
     def effective_batch_size(self) -> int:
         return self.batch_size or 4 * self.backend.client().concurrency
 
@@ -48,9 +70,10 @@ class SynthConfig:
 
     def as_record(self) -> dict:
         record = asdict(self)
-        for key in ("data_dir", "store", "request_cache_file"):
+        for key in ("data_dir", "store", "request_cache_file", "consistency_retriever"):
             record[key] = str(record[key]) if record[key] is not None else None
         record["backend"] = self.backend.as_record()
         record["hide_fold"] = str(self.hide_fold) if self.hide_fold else None
         record.pop("progress")
+        record["checks"] = self.effective_checks()
         return record

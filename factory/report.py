@@ -54,6 +54,10 @@ def summary_table(record: dict, usage: dict[str, Usage], store_rows: int) -> str
         lines.append("  rejects by reason:")
         width = max(map(len, reasons))
         lines += [f"    {r:<{width}}  {n}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])]
+    stages = record.get("stages") or []
+    if stages:
+        lines.append("  " + "  ".join(f"{st['name']} {st['passed']}/{st['in']}" for st in stages)
+                     + "   (items passed / in, per stage)")
     lines.append(f"  {'stage':<10}{'requests':>9}{'replayed':>9}{'prompt tok':>11}{'cached':>8}{'output tok':>11}"
                  f"{'tok/s':>7}{'retries':>8}{'wall s':>8}  model")
     for role, u in usage.items():

@@ -1,6 +1,9 @@
-"""Column generators: the many-shot question generator, its shot picker, and the teacher's rationale writer."""
+"""Column generators: the many-shot question generator, the distractor writer, their shot picker, and the
+teacher's rationale writer."""
+from generators.distractor import DistractorWriter
 from generators.question import GeneratedQuestion, QuestionGenerator, Shot, Target
 from generators.rationale import RationaleWriter
 from generators.shots import ShotPicker
 
-__all__ = ["GeneratedQuestion", "QuestionGenerator", "RationaleWriter", "Shot", "ShotPicker", "Target"]
+__all__ = ["DistractorWriter", "GeneratedQuestion", "QuestionGenerator", "RationaleWriter", "Shot", "ShotPicker",
+           "Target"]

@@ -1,20 +1,24 @@
-"""The many-shot question generator: one target misconception -> one new question.
+"""Stage ``generate`` (question mode): one target misconception -> one new question with four options.
 
 The system message (instructions plus real examples of the cluster) is the
 same for every target of a cluster; the user message names the target.  The
 answer must be one JSON object (grammar-constrained where the backend can do
 it); :meth:`QuestionGenerator.parse` validates it into :class:`GeneratedQuestion`.
+An answer that breaks the option rules or copies a real question is retried
+with a new seed; after ``--max-attempts`` the item is rejected (stage ``rules``).
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from eedi import Pair
+from generators.step import TemplateStep
+from eedi.answers import check_options
 from llm.base import ChatRequest
-from llm.step import ParseError, TemplateStep
+from llm.parsing import parse_model
 
 MAX_QUESTION_CHARS = 1500
 MAX_ANSWER_CHARS = 300
@@ -87,12 +91,18 @@ class Shot:
 
     key: str  # QuestionId_Answer
     misconception: str
-    json: str  # the example in the answer format
+    json: str  # the example in the question generator's answer format
+    question: str = ""
+    correct_answer: str = ""
+    answer: str = ""  # the wrong answer the misconception leads to
 
 
 @dataclass(frozen=True)
 class Target:
-    """One item to make: the ``item_index``-th question for a misconception."""
+    """One item to make: the ``item_index``-th item for a misconception.
+
+    ``base`` (distractor mode): the real question the item writes a new wrong answer for.
+    """
 
     misconception_id: int
     misconception_name: str
@@ -100,43 +110,13 @@ class Target:
     item_index: int
     seed: int
     shots: tuple[Shot, ...]
-
-
-# LLMs often write LaTeX unescaped inside JSON strings: "\frac" then decodes as a form feed
-# followed by "rac", "\times" as a tab. A backslash that starts one of these commands is LaTeX.
-_LATEX = re.compile(
-    r"(?<!\\)\\(?=(?:frac|dfrac|tfrac|times|div|circ|sqrt|neq|leq|geq|le|ge|cdot|left|right|text|"
-    r"mathrm|mathbf|degree|pm|approx|angle|triangle|begin|end|quad|overline|underline|pi|theta|"
-    r"infty|sum|log|sin|cos|tan|hline|square|ldots|dots|prime|bmod|equiv|notin|in)(?![a-zA-Z]))")
-
-
-def escape_latex(text: str) -> str:
-    return _LATEX.sub(r"\\\\", text)
-
-
-def parse_json_object(text: str) -> dict:
-    """The first JSON object in ``text`` (tolerating code fences or chatter around it)."""
-    start = text.find("{")
-    if start < 0:
-        raise ParseError("no JSON object in output")
-    try:
-        value, _ = json.JSONDecoder().raw_decode(escape_latex(text[start:]))
-    except json.JSONDecodeError as e:
-        raise ParseError(f"invalid JSON: {e.msg}") from None
-    if not isinstance(value, dict):
-        raise ParseError("invalid JSON: not an object")
-    return value
-
-
-def validation_reason(e: ValidationError) -> str:
-    first = e.errors()[0]
-    field = ".".join(str(x) for x in first.get("loc", ())) or "output"
-    message = first.get("msg", "invalid").removeprefix("Value error, ")
-    return f"invalid field: {field} {message}"
+    base: Pair | None = None
 
 
 class QuestionGenerator(TemplateStep):
     name = "generate"
+    role = "generator"
+    columns: dict[str, str] = {}  # it fills the base question columns
     temperature = 0.8
     max_tokens = 400
     json_schema = JSON_SCHEMA
@@ -145,8 +125,19 @@ class QuestionGenerator(TemplateStep):
         return self.request(target.seed, shots=target.shots, misconception=target.misconception_name)
 
     def parse(self, target: Target, text: str) -> GeneratedQuestion:
-        data = parse_json_object(text)
-        try:
-            return GeneratedQuestion.model_validate(data)
-        except ValidationError as e:
-            raise ParseError(validation_reason(e)) from None
+        return parse_model(GeneratedQuestion, text)
+
+    def run(self, items: list[Any], ctx: Any) -> None:
+        def rules(target: Target, q: GeneratedQuestion) -> str | None:
+            return (check_options(q.correct_answer, q.misconception_answer, q.other_wrong_answers)
+                    or ctx.real_questions.check(ctx.embed(q.question)))
+
+        for it, gen in zip(items, ctx.ask(self, [it.target for it in items], check=rules)):
+            it.row["Attempts"] = gen.attempts
+            if gen.value is not None:
+                q = gen.value
+                it.row.update(SubjectName=q.subject, ConstructName=q.construct_name, QuestionText=q.question,
+                              CorrectAnswerText=q.correct_answer, IncorrectAnswerText=q.misconception_answer,
+                              OtherAnswerTexts=q.other_wrong_answers)
+            if not gen.ok:
+                it.reject = ctx.reject("rules" if gen.failed_check else "generate", gen.error, gen.raw)

@@ -30,7 +30,8 @@ def shot_of(pair: Pair, misconception: str) -> Shot:
         "misconception_answer": pair.IncorrectAnswerText,
         "other_wrong_answers": list(pair.OtherAnswerTexts),
     }
-    return Shot(key=pair.key, misconception=misconception, json=json.dumps(answer, ensure_ascii=False))
+    return Shot(key=pair.key, misconception=misconception, json=json.dumps(answer, ensure_ascii=False),
+                question=pair.QuestionText, correct_answer=pair.CorrectAnswerText, answer=pair.IncorrectAnswerText)
 
 
 class ShotPicker:

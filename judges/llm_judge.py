@@ -1,11 +1,17 @@
-"""The judge LLM: scores an item 0-10 against the rubric in prompts/judge.*.j2, with a one-sentence reason."""
+"""Stage ``judge``: the rubric judge LLM scores an item 0-10 (prompts/judge.*.j2) with a one-sentence reason;
+items below ``min_score`` are rejected. Measured at chance with the embedded models (README); kept for
+capable judges behind ``--base-url`` or ``--engine vllm``."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from typing import Any
 
-from generators.question import GeneratedQuestion, Target, parse_json_object, validation_reason
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from generators.step import TemplateStep
 from llm.base import ChatRequest
-from llm.step import ParseError, TemplateStep
+from llm.parsing import parse_model
+
+DEFAULT_MIN_SCORE = 7.0
 
 # The reason comes first (the judge reasons, then scores) and is bounded, so it cannot ramble on.
 REASON_MAX_CHARS = 200
@@ -39,19 +45,38 @@ class Verdict(BaseModel):
         return v[:REASON_MAX_CHARS]
 
 
-class LLMJudge(TemplateStep):
+class RubricJudge(TemplateStep):
     name = "judge"
+    role = "judge"
+    columns = {"JudgeScore": "float64", "JudgeReason": "string"}
     temperature = 0.0
     max_tokens = 120
     json_schema = JSON_SCHEMA
 
-    def prompt(self, row: tuple[Target, GeneratedQuestion]) -> ChatRequest:
-        target, item = row
-        return self.request(target.seed, misconception=target.misconception_name, **item.model_dump(by_alias=True))
+    def __init__(self, min_score: float = DEFAULT_MIN_SCORE):
+        super().__init__()
+        self.min_score = min_score
 
-    def parse(self, row: tuple[Target, GeneratedQuestion], text: str) -> Verdict:
-        data = parse_json_object(text)
-        try:
-            return Verdict.model_validate(data)
-        except ValidationError as e:
-            raise ParseError(validation_reason(e)) from None
+    def settings(self) -> dict:
+        return {"min_score": self.min_score}
+
+    def prompt(self, item: Any) -> ChatRequest:
+        r = item.row
+        return self.request(item.target.seed, misconception=r["MisconceptionName"], subject=r["SubjectName"],
+                            construct=r["ConstructName"], question=r["QuestionText"],
+                            correct_answer=r["CorrectAnswerText"], misconception_answer=r["IncorrectAnswerText"],
+                            other_wrong_answers=r["OtherAnswerTexts"])
+
+    def parse(self, item: Any, text: str) -> Verdict:
+        return parse_model(Verdict, text)
+
+    def run(self, items: list[Any], ctx: Any) -> None:
+        for it, verdict in zip(items, ctx.ask(self, items)):
+            if not verdict.ok:
+                it.reject = ctx.reject(self.name, f"invalid judge output: {verdict.error}", verdict.raw)
+                continue
+            it.row.update(JudgeScore=float(verdict.value.score), JudgeReason=verdict.value.reason)
+            if verdict.value.score < self.min_score:
+                it.reject = ctx.reject(self.name, f"score below {self.min_score:g}: {verdict.value.score}")
+            else:
+                it.passed(self.name)

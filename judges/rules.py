@@ -1,9 +1,5 @@
-"""Rule checks run before the judge LLM: cheap, deterministic, no LLM.
+"""The near-duplicate rule: cheap, deterministic, no LLM (the option rules are ``eedi.answers.check_options``).
 
-- the four options are distinct (compared after lower-casing and removing
-  whitespace and LaTeX delimiters);
-- the targeted wrong answer differs from the correct one (implied by the first
-  rule, reported on its own because it is the commonest failure);
 - the question is not a near-duplicate of a real question or of an earlier
   kept synthetic one: cosine similarity of the question texts' embeddings at
   or above ``NEAR_DUPLICATE_THRESHOLD`` (0.95).  Measured with all-MiniLM-L6-v2:
@@ -13,30 +9,12 @@
 """
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
+from eedi.answers import normalise
 from embeddings import Embedder
-from generators.question import GeneratedQuestion
 
 NEAR_DUPLICATE_THRESHOLD = 0.95
-_NOISE = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$|\s+")
-
-
-def normalise(answer: str) -> str:
-    return _NOISE.sub("", answer).lower()
-
-
-def check_options(item: GeneratedQuestion) -> str | None:
-    """The reason the item fails the option rules, or None."""
-    correct = normalise(item.correct_answer)
-    if normalise(item.misconception_answer) == correct:
-        return "targeted wrong answer equals the correct answer"
-    options = [correct, normalise(item.misconception_answer), *map(normalise, item.other_wrong_answers)]
-    if len(set(options)) < 4:
-        return "options not distinct"
-    return None
 
 
 class NearDuplicateIndex:
@@ -70,3 +48,61 @@ class NearDuplicateIndex:
         if sim >= self.threshold:
             return f"near-duplicate: cosine {sim:.3f} to {key}"
         return None
+
+
+class NearDuplicates:
+    """Stage ``near-duplicate`` (question mode, last): not a near-copy of a kept synthetic question, in the
+    store or earlier in this run. Items are checked in plan order, so which one survives does not depend
+    on which answers were computed in which run."""
+
+    name = "near-duplicate"
+    role = None
+    columns: dict[str, str] = {}
+
+    def __init__(self, threshold: float = NEAR_DUPLICATE_THRESHOLD):
+        self.threshold = threshold
+
+    def settings(self) -> dict:
+        return {"threshold": self.threshold}
+
+    def setup(self, ctx) -> None:
+        self.index = NearDuplicateIndex(ctx.embedder, self.threshold)
+        if ctx.kept is not None and ctx.kept.num_rows:
+            self.index.add_texts(ctx.kept.column("QuestionId").to_pylist(), ctx.kept.column("QuestionText").to_pylist())
+
+    def run(self, items: list, ctx) -> None:
+        for it in items:
+            vector = ctx.embed(it.row["QuestionText"])
+            duplicate = self.index.check(vector)
+            if duplicate is None:
+                self.index.add([it.row["QuestionId"]], vector[None, :])
+                it.passed(self.name)
+            else:
+                it.reject = ctx.reject("rules", duplicate)  # the label rows carried before stages had names
+
+
+class RepeatedDistractors:
+    """Stage ``repeat`` (distractor mode, last): the same new wrong answer to the same real question is kept
+    once (in the store or earlier in this run, in plan order), whichever misconception it was written for."""
+
+    name = "repeat"
+    role = None
+    columns: dict[str, str] = {}
+
+    def setup(self, ctx) -> None:
+        self.seen: dict[tuple[str, str], str] = {}
+        kept = ctx.kept
+        if kept is not None and kept.num_rows and "BaseQuestionId" in kept.column_names:
+            for qid, base, answer in zip(kept.column("QuestionId").to_pylist(), kept.column("BaseQuestionId").to_pylist(),
+                                         kept.column("IncorrectAnswerText").to_pylist()):
+                if base:
+                    self.seen.setdefault((base, normalise(answer or "")), qid)
+
+    def run(self, items: list, ctx) -> None:
+        for it in items:
+            key = (it.row["BaseQuestionId"], normalise(it.row["IncorrectAnswerText"]))
+            if key in self.seen:
+                it.reject = ctx.reject(self.name, f"same wrong answer to question {key[0]} as {self.seen[key]}")
+            else:
+                self.seen[key] = it.row["QuestionId"]
+                it.passed(self.name)

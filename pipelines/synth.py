@@ -1,43 +1,78 @@
-"""python -m pipelines.synth: make judged, explained synthetic training rows for misconceptions that lack real ones.
+"""python -m pipelines.synth: make checked, explained synthetic training rows for misconceptions that lack real ones.
 
 Examples:
   python -m pipelines.synth --list-clusters --data-dir data/eedi
   python -m pipelines.synth --cluster all --data-dir data/eedi --store synth-store
-  python -m pipelines.synth --cluster 12 --cluster 40 --per-misconception 2 --limit 20
+  python -m pipelines.synth --misconceptions ids.txt --mode distractor --per-misconception 3
+  python -m pipelines.synth --cluster 12 --mode question --checks solve,pick --limit 20
   python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store   # evaluation data
 
   python -m pipelines.synth --cluster all --base-url http://127.0.0.1:8000/v1 --concurrency 16
   python -m pipelines.synth --cluster all --engine vllm --model Qwen/Qwen2.5-7B-Instruct
 
 Re-running the same command continues a killed run: items already in the
-store (kept or rejected) are skipped, and LLM answers already received are
-replayed from the request cache.
+store (kept or rejected) with the same check settings are skipped, and LLM
+answers already received are replayed from the request cache.  Items stored
+under other check settings (other --checks, judge or solver model, prompt
+templates, thresholds such as --min-score) are judged again into the new
+version; their generator answers replay from the cache, and the earlier
+version keeps its own verdicts.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
-from judges import NEAR_DUPLICATE_THRESHOLD
+from factory.config import DEFAULT_CHECKS, DEFAULT_MODE, DEFAULT_SHOTS, MODES, RATIONALES, SynthConfig
+from judges import DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
-from pipelines.args import FOLD_BY, add_fold_args, positive
-from trainers.splits import FoldSpec
-from pipelines.config import DEFAULT_MIN_SCORE, DEFAULT_SHOTS, SynthConfig
+from pipelines.args import FOLD_BY, add_fold_args, positive, run_main
 from prompts import TemplateError
 from store import StoreError
+from eedi.splits import FoldSpec
 
 USER_ERRORS = (DataError, BackendError, StoreError, EmbedderError, TemplateError)
+CHECK_NAMES = ("solve", "pick", "round-trip", "judge")
 
 
 def _cluster_arg(value: str) -> str:
     if value != "all" and not value.isdigit():
         raise argparse.ArgumentTypeError(f"expected a cluster id or 'all', got {value!r}")
     return value
+
+
+def _checks_arg(value: str) -> list[str]:
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in CHECK_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown check {unknown[0]!r} (choose from {', '.join(CHECK_NAMES)}, "
+                                         "or none)")
+    return list(dict.fromkeys(names))
+
+
+def read_misconception_file(path: str) -> list[int]:
+    """One MisconceptionId per line; '#' starts a comment; blank lines are skipped. DataError names the line."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    ids = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not text.lstrip("-").isdigit():
+            raise DataError(f"{path}: line {number}: expected a MisconceptionId, got {text[:40]!r}")
+        ids.append(int(text))
+    if not ids:
+        raise DataError(f"{path}: no MisconceptionId in the file")
+    return ids
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to make")
     what.add_argument("--cluster", action="append", type=_cluster_arg, metavar="ID|all",
                       help="a cluster id (repeatable), or 'all' for every cluster with targets")
+    what.add_argument("--misconception", action="append", type=int, metavar="ID",
+                      help="only this target misconception (repeatable); combinable with --cluster")
+    what.add_argument("--misconceptions", metavar="FILE",
+                      help="only the target misconceptions listed in FILE, one MisconceptionId per line "
+                           "('#' starts a comment). An id not in misconception_mapping.csv is an error; a listed "
+                           "misconception that is not a target (see --min-real-rows) is skipped with a warning")
+    what.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
+                      help="distractor: a new wrong answer to a real question whose construct fits the target "
+                           "(the real question and correct answer are kept); question: a whole new question "
+                           f"(default {DEFAULT_MODE})")
     what.add_argument("--list-clusters", action="store_true",
                       help="print each cluster's id, size, real rows, targets and a few names, then exit")
     what.add_argument("--per-misconception", type=positive, default=1, metavar="N",
-                      help="items to make per target misconception (default 1)")
+                      help="items to make per target misconception (distractor mode: one per base question, "
+                           "the N best-fitting ones) (default 1)")
     what.add_argument("--limit", type=positive, metavar="N", help="make at most N items in this run")
     what.add_argument("--min-real-rows", type=positive, default=1, metavar="K",
                       help="targets are misconceptions with fewer than K real training rows "
@@ -87,10 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
                           "python -m llama_cpp.server, https://api.openai.com/v1)")
     llm.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                      help="environment variable holding the API key (default OPENAI_API_KEY)")
-    llm.add_argument("--model", metavar="MODEL", help="the model of all three roles (each can be overridden below)")
-    llm.add_argument("--generator-model", metavar="MODEL", help="writes the questions")
-    llm.add_argument("--judge-model", metavar="MODEL", help="scores each item 0-10")
-    llm.add_argument("--teacher-model", metavar="MODEL", help="writes the rationale of kept items")
+    llm.add_argument("--model", metavar="MODEL", help="the model of every role (each can be overridden below)")
+    llm.add_argument("--generator-model", metavar="MODEL", help="writes the questions or wrong answers")
+    llm.add_argument("--solver-model", metavar="MODEL", help="solves generated questions (check solve; "
+                                                             "default: the generator's model)")
+    llm.add_argument("--judge-model", metavar="MODEL", help="picks the misconception (check pick) and scores "
+                                                            "items 0-10 (check judge)")
+    llm.add_argument("--teacher-model", metavar="MODEL", help="writes the rationale of items that passed the checks")
     llm.add_argument("--model-revision", default="", metavar="REV",
                      help="recorded as the weights' identity of server or vLLM models (e.g. a commit hash); "
                           "part of the request-cache key")
@@ -119,11 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
                      help="CPU threads of the embedded server (default: one per core; on a machine busy with "
                           "other work use fewer: llama.cpp slows many times over when cores are oversubscribed)")
 
-    q = p.add_argument_group("generation and quality")
+    q = p.add_argument_group("generation and checks")
     q.add_argument("--shots", type=int, default=DEFAULT_SHOTS, metavar="N",
                    help=f"real examples in the many-shot prompt (default {DEFAULT_SHOTS})")
+    q.add_argument("--checks", type=_checks_arg, metavar="LIST",
+                   help="comma-separated checks, run in this order: solve (a solver answers the question on its "
+                        "own; question mode), pick (which of K lettered misconceptions explains the wrong answer), "
+                        "round-trip (a retriever ranks the target within --consistency-top-k), judge (a 0-10 "
+                        "rubric); 'none' for no check (default: question "
+                        f"{','.join(DEFAULT_CHECKS['question'])}; distractor {','.join(DEFAULT_CHECKS['distractor'])})")
+    q.add_argument("--rationale", choices=RATIONALES, default="working",
+                   help="distractor mode: the Rationale column is the writer's one-line working, or the teacher "
+                        "writes it (default working)")
+    q.add_argument("--pick-k", type=positive, default=5, metavar="K",
+                   help="check pick: candidates shown, the target and K-1 others (default 5)")
+    q.add_argument("--pick-candidates", choices=("nearest", "mixed"), default="nearest",
+                   help="check pick: the others are the nearest names to the target, or half nearest and half "
+                        "random (default nearest)")
+    q.add_argument("--pick-threshold", type=float, metavar="P",
+                   help="check pick: keep when the target's probability is at least P (default: keep when the "
+                        "target is the judge's first choice)")
+    q.add_argument("--consistency-top-k", type=positive, default=25, metavar="K",
+                   help="check round-trip: the target must rank within the top K (default 25)")
+    q.add_argument("--consistency-retriever", metavar="DIR",
+                   help="check round-trip: a trained retriever (sentence-transformers folder; default the embedded "
+                        "all-MiniLM-L6-v2)")
     q.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, metavar="S",
-                   help=f"judge score (0-10) an item needs to be kept (default {DEFAULT_MIN_SCORE:g})")
+                   help=f"check judge: score (0-10) an item needs to be kept (default {DEFAULT_MIN_SCORE:g})")
     q.add_argument("--max-attempts", type=positive, default=3, metavar="N",
                    help="LLM answers tried per step when the output is invalid or breaks a rule "
                         "(a copy, options not distinct) (default 3)")
@@ -145,6 +216,11 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     clusters = None
     if args.cluster and "all" not in args.cluster:
         clusters = [int(c) for c in args.cluster]
+    misconceptions = None
+    if args.misconception or args.misconceptions:
+        misconceptions = list(args.misconception or [])
+        if args.misconceptions:
+            misconceptions += read_misconception_file(args.misconceptions)
     backend = BackendOptions(
         engine=args.engine or ("openai" if args.base_url else "embedded"), base_url=args.base_url,
         api_key_env=args.api_key_env, revision=args.model_revision, n_ctx=args.n_ctx, threads=args.threads,
@@ -152,10 +228,14 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         structured=args.structured_output, vllm_args={"gpu_memory_utilization": args.vllm_gpu_memory})
     cfg = SynthConfig(
         data_dir=resolve_data_dir(args.data_dir), store=Path(args.store), clusters=clusters,
+        misconceptions=misconceptions, mode=args.mode, checks=args.checks, rationale=args.rationale,
         per_misconception=args.per_misconception, limit=args.limit, seed=args.seed,
         generator_model=args.generator_model or args.model, judge_model=args.judge_model or args.model,
-        teacher_model=args.teacher_model or args.model,
+        teacher_model=args.teacher_model or args.model, solver_model=args.solver_model or args.model,
         shots=args.shots, min_score=args.min_score, min_real_rows=args.min_real_rows,
+        pick_k=args.pick_k, pick_candidates=args.pick_candidates, pick_min_probability=args.pick_threshold,
+        consistency_top_k=args.consistency_top_k,
+        consistency_retriever=Path(args.consistency_retriever) if args.consistency_retriever else None,
         max_attempts=args.max_attempts, backend=backend, batch_size=args.batch_size,
         request_cache=not args.no_request_cache,
         request_cache_file=Path(args.request_cache) if args.request_cache else None,
@@ -168,17 +248,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not args.list_clusters and not args.cluster:
-        parser.error("choose what to make: --cluster ID (repeatable) or --cluster all; or --list-clusters")
-    if args.shots < 0:
-        parser.error("--shots must be 0 or more")
-    if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
-        parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from pipelines import factory  # heavy imports after argument checks, so --help is fast
+def run(args: argparse.Namespace) -> int:
+    import factory  # heavy imports after argument checks, so --help is fast
 
     try:
         config = config_from_args(args)
@@ -190,17 +261,35 @@ def main(argv: list[str] | None = None) -> int:
         if args.push_to_hub and publish.preflight_cli(args.push_to_hub):
             return 2
         record = factory.run(config)
-        if args.push_to_hub and record["status"] == "complete":
-            return publish.push_cli(config.store, record["id"], args.push_to_hub)
-        return 0 if record["status"] in ("complete", "nothing to do") else 1
-    except (*USER_ERRORS, factory.ConfigError) as e:
+    except factory.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        if isinstance(e, BackendError) and not args.list_clusters:
-            print("the rows made so far are kept; re-run the same command to continue", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: re-run the same command to continue where it stopped", file=sys.stderr)
-        return 130
+    if args.push_to_hub and record["status"] == "complete":
+        return publish.push_cli(config.store, record["id"], args.push_to_hub)
+    return 0 if record["status"] in ("complete", "nothing to do") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.list_clusters and not (args.cluster or args.misconception or args.misconceptions):
+        parser.error("choose what to make: --cluster ID (repeatable) or --cluster all, --misconception ID, "
+                     "--misconceptions FILE; or --list-clusters")
+    if args.shots < 0:
+        parser.error("--shots must be 0 or more")
+    if args.hide_fold is not None and args.folds < 2:
+        parser.error(f"--hide-fold needs --folds of at least 2 (got {args.folds})")
+    if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
+        parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
+    if args.checks and "solve" in args.checks and args.mode == "distractor":
+        parser.error("--checks solve is for --mode question (a distractor row keeps a real question's correct answer)")
+    if args.pick_k > 26:
+        parser.error("--pick-k must be at most 26 (one letter per candidate)")
+    if args.pick_threshold is not None and not 0 < args.pick_threshold <= 1:
+        parser.error("--pick-threshold must be in (0, 1]")
+    if args.engine == "embedded" and args.base_url:
+        parser.error("--engine embedded starts its own llama.cpp server: drop --base-url, or use --engine openai")
+    return run_main(run, args, USER_ERRORS, "interrupted: re-run the same command to continue where it stopped")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from pathlib import Path
 import jinja2
 
 TEMPLATE_DIR = Path(__file__).parent
-STEPS = ("generate", "judge", "teach")
 
 
 class TemplateError(Exception):
@@ -65,7 +64,3 @@ def load(step: str, directory: Path = TEMPLATE_DIR) -> PromptPair:
             raise TemplateError(f"prompts/{name}: line {e.lineno}: {e.message}") from None
         digest.update(name.encode() + b"\0" + source.encode() + b"\0")
     return PromptPair(step=step, version=digest.hexdigest()[:12], directory=directory)
-
-
-def versions() -> dict[str, str]:
-    return {step: load(step).version for step in STEPS}

@@ -8,17 +8,21 @@ Multiple-choice maths questions written by LLMs for misconceptions of the Eedi
 "Mining Misconceptions in Mathematics" competition that have few or no real
 training rows, made by misconception-factory. Each row is
 one (question, wrong answer) pair: `IncorrectAnswerText` is the answer a pupil
-holding `MisconceptionName` would give, `Rationale` explains how, and
-`JudgeScore` is the judge LLM's 0-10 score.
+holding `MisconceptionName` would give, and `Rationale` explains how. `Mode` is
+`question` (a new question) or `distractor` (a new wrong answer to the real
+question `BaseQuestionId`, whose correct answer is right by construction).
+`Checks` lists the checks a row passed; each check records its own score
+columns (`SolverAnswer`, `PickProbability`/`PickRank`, `RoundTripRank`,
+`JudgeScore`).
 
 - split `train`: kept rows of every version.
-- split `rejected`: items that failed parsing, a rule check, the judge or the
-  teacher, with `RejectStage`, `RejectReason` and the raw LLM output.
+- split `rejected`: items that failed parsing, a rule or a check, with
+  `RejectStage`, `RejectReason` and the raw LLM output.
 
-Every row records its provenance: `GeneratorModel`, `JudgeModel`,
-`TeacherModel`, `PromptVersion`, `ClusterId`, `Seed`, `Version`, and the real
-pairs shown as examples (`ShotIds`). `versions/<Version>.json` holds the full
-configuration of the run that made it.
+Every row records its provenance: `GeneratorModel`, `SolverModel`,
+`JudgeModel`, `TeacherModel`, `PromptVersion`, `ClusterId`, `Seed`, `Version`,
+and the real pairs shown as examples (`ShotIds`). `versions/<Version>.json`
+holds the full configuration of the run that made it.
 
 ```python
 from datasets import load_dataset
@@ -41,12 +45,21 @@ def render_card(shards: dict[str, list[str]], versions: list[dict]) -> str:
     lines += ["license: other", "task_categories:", "- text-retrieval", "language:", "- en",
               "tags:", "- synthetic", "- education", "- mathematics", "- misconceptions", "---", ""]
     body = [CARD_INTRO, "## Versions", "",
-            "| version | started | status | kept | rejected | generator | judge | teacher |",
-            "|---|---|---|---|---|---|---|---|"]
+            "| version | started | status | mode | kept | rejected | generator | judge | teacher |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for v in versions:
         counts = v.get("counts") or {}
         models = v.get("models") or {}
-        body.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
-            v.get("id"), v.get("started", ""), v.get("status", ""), counts.get("kept", ""),
-            counts.get("rejected", ""), *(models.get(r, {}).get("name", "") for r in ("generator", "judge", "teacher"))))
+        body.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            v.get("id"), v.get("started", ""), v.get("status", ""), (v.get("config") or {}).get("mode", "question"),
+            counts.get("kept", ""), counts.get("rejected", ""),
+            *(models.get(r, {}).get("name", "") for r in ("generator", "judge", "teacher"))))
+    staged = [v for v in versions if v.get("stages")]
+    if staged:
+        body += ["", "## Stages and checks", "", "Items in, passed and rejected at each stage, per version.", "",
+                 "| version | stage | model | in | passed | rejected |", "|---|---|---|---|---|---|"]
+        for v in staged:
+            for st in v["stages"]:
+                body.append(f"| {v.get('id')} | {st.get('name')} | {st.get('model') or ''} | {st.get('in', '')} | "
+                            f"{st.get('passed', '')} | {st.get('rejected', '')} |")
     return "\n".join(lines + body) + "\n"

@@ -36,8 +36,9 @@ import pyarrow.parquet as pq
 
 SPLITS = ("train", "rejected")
 
-# One schema for both splits (datasets infers a config's features from its first shard).
-SCHEMA = pa.schema([
+# The base columns, shared by both splits; the factory adds its stages' columns (``schema_with``), the
+# same set for every run, since `datasets` infers a config's features from its first shard.
+BASE_FIELDS = [
     ("QuestionId", pa.string()),
     ("SubjectName", pa.string()),
     ("ConstructName", pa.string()),
@@ -48,25 +49,44 @@ SCHEMA = pa.schema([
     ("MisconceptionId", pa.int64()),
     ("MisconceptionName", pa.string()),
     ("ClusterId", pa.int64()),
-    ("JudgeScore", pa.float64()),
-    ("JudgeReason", pa.string()),
     ("Rationale", pa.string()),
+    ("Mode", pa.string()),  # "question" (a new question) or "distractor" (a new wrong answer to a real one)
+    ("BaseQuestionId", pa.string()),  # distractor mode: the real question the row keeps
     ("GeneratorModel", pa.string()),
+    ("SolverModel", pa.string()),
     ("JudgeModel", pa.string()),
     ("TeacherModel", pa.string()),
     ("PromptVersion", pa.string()),
     ("Version", pa.string()),
     ("Seed", pa.int64()),
     ("ItemIndex", pa.int64()),
-    ("ItemKey", pa.string()),  # identifies the work item; a re-run skips keys already stored
+    ("ItemKey", pa.string()),  # identifies what was generated; a re-run skips keys already stored ...
+    ("ChecksKey", pa.string()),  # ... with the same check settings (stages, models, prompts, thresholds)
+    ("Checks", pa.list_(pa.string())),  # the checks the row passed, in order
     ("ShotIds", pa.list_(pa.string())),  # real QuestionId_Answer pairs shown to the generator
-    ("RealRowsHidden", pa.string()),  # "" or the fold (trainers.splits.FoldSpec) hidden from the whole run
-    ("RejectStage", pa.string()),  # "" for kept rows; else generate / rules / judge / teach
+    ("RealRowsHidden", pa.string()),  # "" or the fold (eedi.splits.FoldSpec) hidden from the whole run
+    ("RejectStage", pa.string()),  # "" for kept rows; else the stage that rejected it
     ("RejectReason", pa.string()),
     ("RawOutput", pa.string()),  # the LLM's raw answer that was rejected
     ("Attempts", pa.int64()),
     ("CreatedAt", pa.string()),
-])
+]
+TYPES = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_(),
+         "list<string>": pa.list_(pa.string())}
+
+
+def schema_with(columns: dict[str, str] | None = None) -> pa.Schema:
+    """The base schema plus extra columns ``{name: type}`` (types: the keys of ``TYPES``)."""
+    fields = list(BASE_FIELDS)
+    names = {n for n, _ in fields}
+    for name, kind in (columns or {}).items():
+        if name not in names:
+            fields.append((name, TYPES[kind]))
+            names.add(name)
+    return pa.schema(fields)
+
+
+SCHEMA = schema_with()
 COLUMNS = tuple(SCHEMA.names)
 
 
@@ -95,12 +115,14 @@ def _fsync_dir(path: Path) -> None:
 @dataclass
 class DatasetStore:
     root: Path
+    schema: pa.Schema = SCHEMA  # what new shards are written with
     _lock_fd: int | None = field(default=None, repr=False)
 
     # ---------- opening and locking ----------
     @classmethod
-    def open(cls, root: Path) -> "DatasetStore":
-        """Open (creating if needed) and lock the store, then recover any killed run's journal."""
+    def open(cls, root: Path, columns: dict[str, str] | None = None) -> "DatasetStore":
+        """Open (creating if needed) and lock the store, then recover any killed run's journal.
+        ``columns``: extra columns of the rows this run writes (``schema_with``)."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root}: exists and is not a folder")
@@ -108,7 +130,7 @@ class DatasetStore:
             raise StoreError(f"{root}: not empty and not a dataset store (no versions/ folder)")
         for sub in ("data", "versions", ".journal", ".tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        store = cls(root)
+        store = cls(root, schema_with(columns))
         store._lock()
         store._recover()
         return store
@@ -134,18 +156,20 @@ class DatasetStore:
         return sorted((self.root / "data").glob(pattern))
 
     def read(self, split: str, columns: list[str] | None = None) -> pa.Table:
-        files = self.shard_files(split)
-        if not files:
-            return SCHEMA.empty_table().select(columns or COLUMNS)
-        return pa.concat_tables(pq.read_table(f, columns=columns) for f in files)
+        """The rows of every shard of a split; a column a shard lacks (written before it existed) reads as null."""
+        wanted = columns or list(self.schema.names)
+        tables = [read_shard(f, wanted, self.schema) for f in self.shard_files(split)]
+        if not tables:
+            return self.schema.empty_table().select(wanted)
+        return pa.concat_tables(tables, promote_options="default")
 
-    def stored_keys(self) -> tuple[set[str], set[str]]:
-        """(ItemKeys, QuestionIds) of every row in a shard, kept or rejected."""
-        keys: set[str] = set()
+    def stored_keys(self) -> tuple[set[tuple[str, str | None]], set[str]]:
+        """((ItemKey, ChecksKey) pairs, QuestionIds) of every row in a shard, kept or rejected."""
+        keys: set[tuple[str, str | None]] = set()
         qids: set[str] = set()
         for split in SPLITS:
-            table = self.read(split, ["ItemKey", "QuestionId"])
-            keys.update(table.column("ItemKey").to_pylist())
+            table = self.read(split, ["ItemKey", "ChecksKey", "QuestionId"])
+            keys.update(zip(table.column("ItemKey").to_pylist(), table.column("ChecksKey").to_pylist()))
             qids.update(table.column("QuestionId").to_pylist())
         return keys, qids
 
@@ -176,7 +200,7 @@ class DatasetStore:
             n = len(self.shard_files(split, version)) + 1
             name = f"{split}-{version}-{n:05d}.parquet"
             tmp = self.root / ".tmp" / name
-            table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in fresh], schema=SCHEMA)
+            table = pa.Table.from_pylist([{c: r.get(c) for c in self.schema.names} for r in fresh], schema=self.schema)
             pq.write_table(table, tmp)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
@@ -198,7 +222,10 @@ class DatasetStore:
             journal.unlink()
             record_path = self.root / "versions" / f"{version}.json"
             if record_path.is_file():
-                record = json.loads(record_path.read_text())
+                try:
+                    record = json.loads(record_path.read_text())
+                except (OSError, json.JSONDecodeError) as e:
+                    raise StoreError(f"{record_path}: unreadable version record: {e}") from None
                 if record.get("status") == "running":
                     record.update(status="interrupted", counts=self.count(version),
                                   shards=[p.name for p in self.shard_files(version=version)])
@@ -206,10 +233,10 @@ class DatasetStore:
         self.write_card()
 
     def count(self, version: str) -> dict:
-        kept = sum(pq.ParquetFile(f).metadata.num_rows for f in self.shard_files("train", version))
+        kept = sum(read_shard(f, ["QuestionId"]).num_rows for f in self.shard_files("train", version))
         reasons: Counter[str] = Counter()
         for f in self.shard_files("rejected", version):
-            t = pq.read_table(f, columns=["RejectStage", "RejectReason"])
+            t = read_shard(f, ["RejectStage", "RejectReason"])
             for stage, reason in zip(t.column("RejectStage").to_pylist(), t.column("RejectReason").to_pylist()):
                 reasons[reject_category(stage, reason)] += 1
         return {"kept": kept, "rejected": sum(reasons.values()), "rejected_by_reason": dict(reasons)}
@@ -229,17 +256,42 @@ def reject_category(stage: str, reason: str) -> str:
     return f"{stage}: {reason.split(':')[0].strip()}"
 
 
+def read_shard(path: Path, columns: list[str], schema: pa.Schema = SCHEMA) -> pa.Table:
+    """The given columns of one shard; a column it lacks reads as null. A damaged file is one line."""
+    try:
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in columns if c in present])
+    except (OSError, pa.ArrowException) as e:
+        raise StoreError(f"{path}: damaged parquet shard ({str(e).splitlines()[0][:120]}); move it out of "
+                         f"data/ and re-run the synth command that made {path.stem.split('-', 1)[-1].rsplit('-', 1)[0]}: "
+                         "its items are remade, their answers replayed from the request cache") from None
+    for name in columns:
+        if name not in present:
+            kind = schema.field(name).type if name in schema.names else pa.string()
+            table = table.append_column(pa.field(name, kind), pa.nulls(table.num_rows, kind))
+    return table.select(columns)
+
+
 def read_journal(path: Path) -> dict[str, list[dict]]:
-    """Rows of a journal by split; a torn last line (killed mid-write) is skipped."""
+    """Rows of a journal by split. Only the last line may be torn (a kill mid-write) and is skipped;
+    a damaged line before it is an error naming the line."""
     rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = f.read().split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            if number == last:
                 continue
-            if entry.get("split") in rows and isinstance(entry.get("row"), dict):
-                rows[entry["split"]].append(entry["row"])
+            raise StoreError(f"{path}: line {number + 1} is damaged (only a torn last line is expected); "
+                             "move the journal away to drop the rows it holds") from None
+        if not (isinstance(entry, dict) and entry.get("split") in rows and isinstance(entry.get("row"), dict)):
+            raise StoreError(f"{path}: line {number + 1} is not a journal entry")
+        rows[entry["split"]].append(entry["row"])
     return rows
 
 

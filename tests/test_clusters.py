@@ -1,8 +1,7 @@
 import numpy as np
 
 from embeddings import ClusterParams, cluster_misconceptions
-from pipelines.config import SynthConfig
-from pipelines.factory import plan, prepare
+from factory import SynthConfig, plan, prepare
 
 
 def _unit(v):
@@ -42,9 +41,9 @@ def test_real_clustering_is_complete_and_deterministic(data_dir):
 
 
 def test_plan_targets_only_unseen_misconceptions_in_cluster_order(data_dir):
-    config = SynthConfig(data_dir=data_dir, per_misconception=2, shots=4)
+    config = SynthConfig(data_dir=data_dir, per_misconception=2, shots=4, mode="question")
     world = prepare(config)
-    targets = plan(world, config)
+    targets = plan(world, config, world.targets(1))
     unseen = world.targets(1)
     assert {t.misconception_id for t in targets} == unseen
     assert len(targets) == 2 * len(unseen)
@@ -56,5 +55,4 @@ def test_plan_targets_only_unseen_misconceptions_in_cluster_order(data_dir):
         assert t.shots == by_cluster[t.cluster_id]  # one shared prefix per cluster
     real_keys = {p.key for p in world.data.train_pairs}
     assert all(s.key in real_keys for t in targets for s in t.shots)
-    config.min_real_rows = 3
-    assert len(plan(world, config)) > len(targets)
+    assert len(plan(world, config, world.targets(3))) > len(targets)

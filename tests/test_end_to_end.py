@@ -16,14 +16,13 @@ from contextlib import closing
 
 import pytest
 
-from pipelines.config import SynthConfig
-from pipelines.factory import prepare
+from factory import SynthConfig, prepare
 from store import DatasetStore
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.llm
-CONTENT = ["ItemKey", "QuestionText", "CorrectAnswerText", "IncorrectAnswerText", "OtherAnswerTexts", "JudgeScore",
-           "Rationale"]
+CONTENT = ["ItemKey", "QuestionText", "CorrectAnswerText", "IncorrectAnswerText", "OtherAnswerTexts", "BaseQuestionId",
+           "PickProbability", "Checks", "Rationale"]
 
 
 @pytest.fixture(scope="session")
@@ -40,6 +39,12 @@ def small_cluster(data_dir):
 
 def synth_command(data_dir, store, cluster, *extra):
     return [sys.executable, "-m", "pipelines.synth", "--cluster", str(cluster), "--store", str(store),
+            "--data-dir", str(data_dir), "--no-progress", "--n-ctx", "3072", "--shots", "3", *extra]
+
+
+def distractor_command(data_dir, store, targets_file, *extra):
+    """The default mode (distractor) on the misconceptions listed in a file."""
+    return [sys.executable, "-m", "pipelines.synth", "--misconceptions", str(targets_file), "--store", str(store),
             "--data-dir", str(data_dir), "--no-progress", "--n-ctx", "3072", "--shots", "3", *extra]
 
 
@@ -90,7 +95,9 @@ def server_processes() -> set[int]:
 def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, small_cluster):
     cluster, targets = small_cluster
     store = tmp_path / "killed"
-    cmd = synth_command(data_dir, store, cluster, "--batch-size", "1", "--seed", "7")
+    listed = tmp_path / "targets.txt"
+    listed.write_text("# the small cluster's targets\n" + "\n".join(map(str, sorted(targets))) + "\n")
+    cmd = distractor_command(data_dir, store, listed, "--batch-size", "1", "--seed", "7")
     servers_before = server_processes()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -123,8 +130,8 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     # An uninterrupted run over the same answers (a copy of the request cache) ends with the same rows.
     reference, answers = tmp_path / "reference", tmp_path / "answers.sqlite"
     copy_database(store / ".cache" / "requests.sqlite", answers)
-    straight = subprocess.run(synth_command(data_dir, reference, cluster, "--seed", "7", "--request-cache",
-                                            str(answers)), cwd=REPO, capture_output=True, text=True, timeout=900)
+    straight = subprocess.run(distractor_command(data_dir, reference, listed, "--seed", "7", "--request-cache",
+                                                 str(answers)), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert straight.returncode == 0, straight.stderr[-3000:]
     ref_kept, ref_versions = rows(reference)
     ref_rejected, _ = rows(reference, "rejected")
@@ -137,3 +144,9 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     record = json.loads(next((reference / "versions").glob("*.json")).read_text())
     assert record["models"]["generator"]["weights_sha256"].startswith("1d9614638d18")
     assert record["models"]["generator"]["backend"] == "llama.cpp"
+    assert [s["name"] for s in record["stages"]] == ["distract", "pick", "working", "repeat"]
+    pairs = {p.QuestionId: p for p in prepare(SynthConfig(data_dir=data_dir)).data.train_pairs}
+    for r in kept + rejected:  # distractor rows keep a real question and its correct answer
+        base = pairs[r["BaseQuestionId"]]
+        assert r["QuestionText"] == base.QuestionText and r["CorrectAnswerText"] == base.CorrectAnswerText
+        assert r["Mode"] == "distractor" and r["ItemKey"].endswith(f"distractor={base.QuestionId}")

@@ -36,6 +36,7 @@ def test_synth_through_faults_loses_and_duplicates_nothing(tmp_path, data_dir, s
     args = ["pipelines.synth", "--cluster", str(cluster), "--store", str(store), "--data-dir", str(data_dir),
             "--no-progress", "--base-url", proxy.base_url, "--concurrency", "1", "--shots", "3",
             "--request-timeout", str(TIMEOUT), "--per-misconception", "2",
+            "--mode", "question", "--checks", "judge",  # question mode, the rubric judge: every role is used
             "--min-score", "3"]  # the 0.5B judge is harsh and noisy; the threshold itself is checked below
     result = run_cli(*args, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -3,9 +3,9 @@ import json
 import pytest
 
 from generators import QuestionGenerator, RationaleWriter, Target
-from generators.question import GeneratedQuestion
-from judges import LLMJudge
-from llm.step import ParseError
+from factory import Item
+from judges import RubricJudge
+from llm.parsing import ParseError, parse_json_object
 
 TARGET = Target(1, "Believes you add the denominators when adding fractions", 0, 0, 1, ())
 GOOD = {
@@ -43,8 +43,6 @@ def test_malformed_outputs_raise_parse_error_with_reason(text, reason):
 
 
 def test_unescaped_latex_in_json_strings_is_kept_as_latex():
-    from generators.question import parse_json_object
-
     raw = r'{"reason": "The answer \frac{1}{2} \times 3 is right,\nnot \neq 2", "escaped": "\\frac{1}{3}"}'
     value = parse_json_object(raw)
     assert value["reason"] == "The answer \\frac{1}{2} \\times 3 is right,\nnot \\neq 2"
@@ -52,25 +50,25 @@ def test_unescaped_latex_in_json_strings_is_kept_as_latex():
 
 
 def test_judge_parse():
-    item = GeneratedQuestion(**GOOD)
-    judge = LLMJudge()
-    verdict = judge.parse((TARGET, item), '{"score": 9, "reason": "Adds the denominators."}')
+    item = Item(TARGET, {})
+    judge = RubricJudge()
+    verdict = judge.parse(item, '{"score": 9, "reason": "Adds the denominators."}')
     assert verdict.score == 9
     with pytest.raises(ParseError, match="score 11 is outside 0-10"):
-        judge.parse((TARGET, item), '{"score": 11, "reason": "great"}')
+        judge.parse(item, '{"score": 11, "reason": "great"}')
     with pytest.raises(ParseError, match="invalid field: reason"):
-        judge.parse((TARGET, item), '{"score": 3}')
+        judge.parse(item, '{"score": 3}')
 
 
 def test_rationale_parse():
-    item = GeneratedQuestion(**GOOD)
+    item = Item(TARGET, {})
     teacher = RationaleWriter()
-    text = teacher.parse((TARGET, item), json.dumps(
+    text = teacher.parse(item, json.dumps(
         {"rationale": "Rationale: The pupil adds 1 + 1 = 2 and 2 + 3 = 5, giving 2/5."}))
     assert text.startswith("The pupil adds")
     with pytest.raises(ParseError, match="too short"):
-        teacher.parse((TARGET, item), '{"rationale": "2/5"}')
+        teacher.parse(item, '{"rationale": "2/5"}')
     with pytest.raises(ParseError, match="not prose"):
-        teacher.parse((TARGET, item), '{"rationale": "1. **Identify** the numerators and the denominators"}')
+        teacher.parse(item, '{"rationale": "1. **Identify** the numerators and the denominators"}')
     with pytest.raises(ParseError, match="rationale missing"):
-        teacher.parse((TARGET, item), '{"explanation": "The pupil adds the tops and the bottoms."}')
+        teacher.parse(item, '{"explanation": "The pupil adds the tops and the bottoms."}')

@@ -1,16 +1,11 @@
-from generators.question import GeneratedQuestion
-from judges import NearDuplicateIndex, check_options
-
-BASE = dict(subject="Fractions", construct="Add fractions", question="What is 1/2 + 1/3?",
-            correct_answer="5/6", misconception_answer="2/5", other_wrong_answers=["1/5", "2/6"])
+from eedi.answers import check_options
+from judges import NearDuplicateIndex
 
 
 def test_option_rules():
-    assert check_options(GeneratedQuestion(**BASE)) is None
-    same = GeneratedQuestion(**{**BASE, "misconception_answer": r"\( 5/6 \)"})
-    assert check_options(same) == "targeted wrong answer equals the correct answer"
-    dup = GeneratedQuestion(**{**BASE, "other_wrong_answers": ["2/5", "1/5"]})
-    assert check_options(dup) == "options not distinct"
+    assert check_options("5/6", "2/5", ["1/5", "2/6"]) is None
+    assert check_options("5/6", r"\( 5/6 \)", ["1/5", "2/6"]) == "targeted wrong answer equals the correct answer"
+    assert check_options("5/6", "2/5", ["2/5", "1/5"]) == "options not distinct"
 
 
 def test_near_duplicates_of_real_and_earlier_questions_are_rejected(embedder, data_dir):

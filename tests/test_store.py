@@ -3,12 +3,13 @@ import json
 import pytest
 from datasets import load_dataset
 
-from store import COLUMNS, DatasetStore, StoreError
+from store import DatasetStore, StoreError, schema_with
 
 REQUIRED = ["QuestionId", "SubjectName", "ConstructName", "QuestionText", "CorrectAnswerText",
             "IncorrectAnswerText", "OtherAnswerTexts", "MisconceptionId", "MisconceptionName", "ClusterId",
             "JudgeScore", "JudgeReason", "Rationale", "GeneratorModel", "JudgeModel", "TeacherModel",
             "PromptVersion", "Version"]
+STAGE_COLUMNS = {"JudgeScore": "float64", "JudgeReason": "string"}  # what a stage adds to the base schema
 
 
 def row(version, i, **extra):
@@ -18,7 +19,7 @@ def row(version, i, **extra):
 
 
 def test_versions_add_shards_and_load_with_datasets(tmp_path):
-    store = DatasetStore.open(tmp_path / "s")
+    store = DatasetStore.open(tmp_path / "s", STAGE_COLUMNS)
     w = store.new_version({"config": {"x": 1}}, flush_every=2)
     for i in range(5):
         w.append("train", row(w.version, i))
@@ -34,7 +35,7 @@ def test_versions_add_shards_and_load_with_datasets(tmp_path):
     store.close()
     assert set(first_shards) <= {p.name for p in store.shard_files()}  # earlier shards untouched
     train = load_dataset(str(tmp_path / "s"), split="train")  # sees the new version, not a stale cache
-    assert set(REQUIRED) <= set(train.column_names) and set(train.column_names) == set(COLUMNS)
+    assert set(REQUIRED) <= set(train.column_names) and set(train.column_names) == set(schema_with(STAGE_COLUMNS).names)
     assert len(train) == 6 and len(set(train["QuestionId"])) == 6
     assert sorted(set(train["Version"])) == sorted([w.version, w2.version])
     rejected = load_dataset(str(tmp_path / "s"), split="rejected")

@@ -1,0 +1,90 @@
+"""Do two answers say the same thing?  The option rules, the solver check and the distractor rules ask.
+
+Both answers are normalised (LaTeX delimiters, ``\\text{}``, spacing, degree signs and trailing units
+dropped, ``\\frac{a}{b}`` -> ``(a)/(b)``, ``\\times`` -> ``*``, ``\\div`` -> ``/``, mixed numbers
+``2\\frac{1}{3}`` -> ``2+1/3``, ``50%`` -> ``50/100``, thousands separators removed); where both then
+read as numbers (integers, decimals, fractions, percentages; via sympy) they are compared by value,
+otherwise as normalised strings.  So ``\\( \\frac{1}{2} \\)``, ``0.5``, ``1/2`` and ``50%`` are the same,
+and ``x=3`` equals ``3``.
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
+_TEXT = re.compile(r"\\(?:text|mathrm|mathbf|textbf|operatorname)\s*\{([^{}]*)\}")
+_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
+_MIXED = re.compile(r"(\d)\s*\((\d+)\)/\((\d+)\)")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
+_UNITS = re.compile(r"(?<=[\d)])\s*(?:cm|mm|km|m|kg|g|ml|l|litres?|degrees?|minutes?|mins?|hours?|"
+                    r"seconds?|s|p|pence|pounds?|units?|squared|cubed)\s*(?:\^?\{?[23]\}?)?$")
+_LEAD_VAR = re.compile(r"^[a-z]\s*=\s*(?=[-\d(.])")
+_NUMERIC = re.compile(r"^[-+*/().\d\s^]+$")
+
+
+def normalise(answer: str) -> str:
+    """A canonical text form of an answer (lower case, no spaces, LaTeX reduced)."""
+    s = _DELIMITERS.sub("", str(answer)).strip()
+    s = _TEXT.sub(r"\1", s)
+    for _ in range(3):  # nested fractions
+        s = _FRAC.sub(r"(\1)/(\2)", s)
+    s = _FRAC_SHORT.sub(r"(\1)/(\2)", s)
+    s = s.replace("\\times", "*").replace("×", "*").replace("\\div", "/").replace("÷", "/")
+    s = s.replace("\\cdot", "*").replace("\\left", "").replace("\\right", "").replace("−", "-")
+    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
+    s = s.replace("£", "").replace("\\%", "%").replace("\\,", "").replace("\\!", "").replace("\\ ", " ")
+    s = _THOUSANDS.sub("", s).strip().lower()
+    s = _UNITS.sub("", s).strip()
+    s = _LEAD_VAR.sub("", s)
+    s = _MIXED.sub(r"\1+(\2)/(\3)", s)
+    s = re.sub(r"(\d+(?:\.\d+)?)\s*%$", r"(\1)/100", s)
+    return re.sub(r"\s+", "", s)
+
+
+@lru_cache(maxsize=4096)
+def numeric_value(answer: str) -> float | None:
+    """The answer's value when it is a plain number or arithmetic of numbers, else None."""
+    s = normalise(answer)
+    if not s or not _NUMERIC.match(s) or len(s) > 60:
+        return None
+    try:
+        import sympy
+
+        value = sympy.sympify(s.replace("^", "**"), rational=True)
+        return float(value) if value.is_number and value.is_real else None
+    except (sympy.SympifyError, TypeError, ValueError, ZeroDivisionError, SyntaxError, AttributeError,
+            OverflowError, RecursionError):
+        return None
+
+
+def same_answer(a: str, b: str) -> bool:
+    """True when the two answers are equal by value (numbers) or by normalised text."""
+    na, nb = normalise(a), normalise(b)
+    if na == nb:
+        return bool(na)
+    va, vb = numeric_value(a), numeric_value(b)
+    if va is None or vb is None:
+        return False
+    return abs(va - vb) <= 1e-9 * max(1.0, abs(va), abs(vb))
+
+
+_NOISE = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$|\s+")
+
+
+def loose(answer: str) -> str:
+    """Lower case without whitespace and LaTeX delimiters (the option rules' comparison)."""
+    return _NOISE.sub("", answer).lower()
+
+
+def check_options(correct: str, targeted: str, others: list[str] | tuple[str, ...]) -> str | None:
+    """The reason a generated question's options fail the rules, or None: the targeted wrong answer
+    differs from the correct one (reported on its own: the commonest failure), and all options are distinct."""
+    correct_n = loose(correct)
+    if loose(targeted) == correct_n:
+        return "targeted wrong answer equals the correct answer"
+    options = [correct_n, loose(targeted), *map(loose, others)]
+    if len(set(options)) < len(options):
+        return "options not distinct"
+    return None

@@ -1,0 +1,99 @@
+"""The plan of a run: every item to make, in cluster order (requests sharing a prefix stay adjacent).
+
+An item is the ``k``-th for a target misconception.  Question mode makes ``--per-misconception`` new
+questions per target.  Distractor mode writes one new wrong answer per *base question*: real questions
+whose construct fits the target, chosen from the pool the shots come from (the real rows of the
+target's cluster and of the ``POOL_NEIGHBOURS`` misconceptions nearest to it), ranked by the cosine
+similarity of their construct name to the target's name; the ``k``-th item takes the ``k``-th base.
+Questions with a row of the hidden fold (``--hide-fold``) are never bases.
+
+``ItemKey`` names what was generated (misconception, item index, seed, generator model, mode and base
+question, hidden fold); a re-run skips an item stored with the same key and the same check settings.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from eedi import Pair
+from embeddings import nearest
+from factory.config import SynthConfig
+from factory.world import ConfigError, World
+from generators import ShotPicker, Target
+
+POOL_NEIGHBOURS = 20  # nearest misconceptions (with real rows) whose questions may be bases
+
+
+def item_seed(seed: int, misconception_id: int, item_index: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{misconception_id}:{item_index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def item_key(target: Target, generator: str, hide_fold=None) -> str:
+    """Identifies what an item generated, across runs."""
+    key = f"{target.misconception_id}:{target.item_index}:{target.seed}:{generator}"
+    if target.base is not None:
+        key += f":distractor={target.base.QuestionId}"
+    return f"{key}:hide={hide_fold}" if hide_fold else key
+
+
+class BasePicker:
+    """Real questions for distractor mode, ranked by how well their construct fits a target misconception."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.row_of = {m: i for i, m in enumerate(world.ids)}
+        self.questions: dict[str, Pair] = {}  # QuestionId -> one of its pairs (all share the question)
+        self.by_misconception: dict[int, list[str]] = {}
+        for p in sorted(world.data.train_pairs, key=lambda p: (p.QuestionId, p.Answer)):
+            if p.QuestionId in world.hidden_questions:
+                continue
+            self.questions.setdefault(p.QuestionId, p)
+            qids = self.by_misconception.setdefault(p.MisconceptionId, [])
+            if p.QuestionId not in qids:
+                qids.append(p.QuestionId)
+        constructs = sorted({p.ConstructName for p in self.questions.values()})
+        vectors = world.embedder.encode_cached(constructs, "constructs")
+        self.construct_vector = dict(zip(constructs, vectors))
+
+    def pick(self, misconception_id: int, members: tuple[int, ...], n: int) -> list[Pair]:
+        w = self.world
+        own = self.row_of[misconception_id]
+        with_rows = [m for m in self.by_misconception if m not in members]
+        rows = [self.row_of[m] for m in with_rows]
+        near = [with_rows[i] for i in nearest(w.vectors[rows], w.vectors[own], POOL_NEIGHBOURS)] if rows else []
+        pool = list(dict.fromkeys(q for m in (*members, *near) for q in self.by_misconception.get(m, ())))
+        if not pool:
+            return []
+        sims = np.array([self.construct_vector[self.questions[q].ConstructName] @ w.vectors[own] for q in pool])
+        order = np.lexsort((np.arange(len(pool)), -sims))
+        return [self.questions[pool[i]] for i in order[:n]]
+
+
+def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
+    """Every target item of the chosen clusters, in cluster order."""
+    members = world.clustering.members
+    if config.clusters is None:
+        chosen = [cid for cid, m in members.items() if wanted.intersection(m)]
+    else:
+        unknown = [c for c in config.clusters if c not in members]
+        if unknown:
+            raise ConfigError(f"--cluster {unknown[0]}: no such cluster (ids 0-{len(members) - 1}; see --list-clusters)")
+        chosen = sorted(set(config.clusters))
+    picker = ShotPicker(world.data.misconceptions, world.data.train_pairs, world.ids, world.vectors)
+    bases = BasePicker(world) if config.mode == "distractor" else None
+    names = world.data.misconceptions
+    targets = []
+    for cid in chosen:
+        shots = picker.pick(members[cid], config.shots)
+        for mid in members[cid]:
+            if mid not in wanted:
+                continue
+            if bases is None:
+                for k in range(config.per_misconception):
+                    targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots))
+            else:
+                for k, base in enumerate(bases.pick(mid, members[cid], config.per_misconception)):
+                    targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots, base))
+    return targets

@@ -1,0 +1,98 @@
+"""What every stage of the factory shares: the item it works on, the context it may use, and the interface.
+
+A **stage** is a small object with
+
+- ``name``: its label in reject reasons, counts, the summary and ``Checks``;
+- ``role``: the LLM role whose backend it uses (``generator``, ``solver``, ``judge``, ``teacher``), or None;
+- ``columns``: the store columns it writes beyond the base ones, ``{name: arrow type}``
+  (``string``, ``float64``, ``int64``, ``bool``, ``list<string>``);
+- ``run(items, ctx)``: work on a batch of live items (in plan order), writing columns into
+  ``item.row`` and, for an item that fails, ``item.reject = Reject(...)``;
+
+and, optionally, ``version`` (its prompt templates' hash), ``logprobs`` (its role reads token
+log-probabilities), ``settings()`` (thresholds that decide its verdicts) and ``setup(ctx)`` (called once
+before the first batch).  Generators and judges implement it without importing this module; the run is
+the list of stages its mode names (``factory.stages``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from embeddings import Embedder, nearest
+from generators import Target
+from judges import NearDuplicateIndex
+from llm import Backend, Usage
+from llm.step import StepOutcome, run_steps
+
+
+@dataclass
+class Reject:
+    stage: str
+    reason: str
+    raw: str = ""  # the LLM answer that was rejected, if any
+
+
+@dataclass
+class Item:
+    """One work item on its way through the stages: its target and the store row being filled in."""
+
+    target: Target
+    row: dict
+    reject: Reject | None = None
+
+    def passed(self, check: str) -> None:
+        """Record that the item passed a check (the row's ``Checks`` column)."""
+        self.row.setdefault("Checks", []).append(check)
+
+
+class Stage(Protocol):
+    name: str
+    role: str | None
+    columns: dict[str, str]
+
+    def run(self, items: list[Item], ctx: "Context") -> None: ...
+
+
+@dataclass
+class Context:
+    """What stages may use: backends by role, accounting by stage, the misconceptions and their embeddings."""
+
+    backends: dict[str, Backend]
+    usage: dict[str, Usage]  # by stage name
+    embedder: Embedder
+    names: dict[int, str]  # MisconceptionId -> name
+    ids: list[int]  # rows of ``vectors``
+    vectors: np.ndarray  # misconception-name embeddings (normalised)
+    real_questions: NearDuplicateIndex  # real question texts: a generated copy is retried
+    kept: Any = None  # pyarrow table of the store's kept rows (QuestionId, QuestionText, BaseQuestionId, ...)
+    max_attempts: int = 3
+    _vectors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def ask(self, step, rows: Sequence[Any], stage: str | None = None,
+            check: Callable[[Any, Any], str | None] | None = None) -> list[StepOutcome]:
+        """Run an LLM step over rows on its role's backend, accounted under the stage's name."""
+        name = stage or step.name
+        attempts = min(self.max_attempts, getattr(step, "max_attempts", None) or self.max_attempts)
+        return run_steps(step, self.backends[step.role], rows, self.usage[name], attempts, check)
+
+    @staticmethod
+    def reject(stage: str, reason: str, raw: str = "") -> Reject:
+        return Reject(stage, reason, raw or "")
+
+    def embed(self, text: str) -> np.ndarray:
+        """A text's embedding, remembered for the batch (the engine clears it between batches)."""
+        if text not in self._vectors:
+            self._vectors[text] = self.embedder.encode([text])[0]
+        return self._vectors[text]
+
+    def nearest_misconceptions(self, misconception_id: int, k: int) -> list[int]:
+        """The k misconceptions whose names are nearest to this one's (itself excluded), nearest first."""
+        row = self.ids.index(misconception_id)
+        return [self.ids[i] for i in nearest(self.vectors, self.vectors[row], k, exclude={row})]
+
+    def end_batch(self) -> None:
+        self._vectors.clear()

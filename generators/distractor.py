@@ -1,0 +1,118 @@
+"""Stage ``distract`` (distractor mode): a new wrong answer for a real question, for a target misconception.
+
+The item keeps a real question, its correct answer and its three real wrong answers (``BaseQuestionId``
+names it), so its correct answer is right by construction; the model writes only the answer a pupil
+holding the target misconception gives, with one line of the pupil's working (a few dozen tokens).
+The system message (instructions and the cluster's real examples) is shared by every item of a
+cluster; the user message holds the misconception and the question.
+
+An answer equal to the correct one or to one of the question's options, or that is only an option
+letter, is retried with a new seed; after ``--max-attempts`` the item is rejected (stage ``rules``).
+The working can serve as the row's ``Rationale`` (``--rationale working``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from generators.step import TemplateStep
+from eedi.answers import same_answer
+from llm.base import ChatRequest
+from llm.parsing import parse_model
+
+MAX_ANSWER_CHARS = 120
+MAX_WORKING_CHARS = 300
+JSON_SCHEMA = {
+    "type": "object",
+    "properties": {"working": {"type": "string"}, "answer": {"type": "string"}},
+    "required": ["working", "answer"],
+    "additionalProperties": False,
+}
+_LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
+
+
+class Distractor(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    working: str
+    answer: str
+
+    @field_validator("answer")
+    @classmethod
+    def _answer(cls, v: str) -> str:
+        if not v:
+            raise ValueError("is empty")
+        if len(v) > MAX_ANSWER_CHARS:
+            raise ValueError(f"is longer than {MAX_ANSWER_CHARS} characters")
+        if _LETTER.match(v):
+            raise ValueError("is an option letter, not an answer")
+        return v
+
+    @field_validator("working")
+    @classmethod
+    def _working(cls, v: str) -> str:
+        return v[:MAX_WORKING_CHARS]
+
+
+def options_of(base) -> list[str]:
+    """A real question's wrong answers (the pair's own first)."""
+    return [base.IncorrectAnswerText, *base.OtherAnswerTexts]
+
+
+def distractor_rules(answer: str, correct: str, options: list[str]) -> str | None:
+    """Why a new wrong answer is unusable, or None."""
+    if same_answer(answer, correct):
+        return "answer equals the correct answer"
+    for option in options:
+        if same_answer(answer, option):
+            return "answer equals an existing option"
+    return None
+
+
+class DistractorWriter(TemplateStep):
+    name = "distract"
+    role = "generator"
+    columns: dict[str, str] = {"PupilWorking": "string"}
+    temperature = 0.7
+    max_tokens = 120
+    json_schema = JSON_SCHEMA
+
+    def prompt(self, target: Any) -> ChatRequest:
+        base = target.base
+        return self.request(target.seed, shots=target.shots, misconception=target.misconception_name,
+                            question=base.QuestionText, correct_answer=base.CorrectAnswerText,
+                            options=options_of(base))
+
+    def parse(self, target: Any, text: str) -> Distractor:
+        return parse_model(Distractor, text)
+
+    def run(self, items: list[Any], ctx: Any) -> None:
+        def rules(target: Any, d: Distractor) -> str | None:
+            return distractor_rules(d.answer, target.base.CorrectAnswerText, options_of(target.base))
+
+        outcomes = ctx.ask(self, [it.target for it in items], check=rules)
+        for it, out in zip(items, outcomes):
+            base = it.target.base
+            it.row.update(SubjectName=base.SubjectName, ConstructName=base.ConstructName,
+                          QuestionText=base.QuestionText, CorrectAnswerText=base.CorrectAnswerText,
+                          OtherAnswerTexts=options_of(base), BaseQuestionId=base.QuestionId,
+                          Attempts=out.attempts)
+            if out.value is not None:
+                it.row.update(IncorrectAnswerText=out.value.answer, PupilWorking=out.value.working)
+            if not out.ok:
+                it.reject = ctx.reject("rules" if out.failed_check else self.name, out.error, out.raw)
+
+
+class WorkingAsRationale:
+    """Stage ``working`` (distractor mode, ``--rationale working``): the pupil's working the distractor writer
+    gave becomes the row's ``Rationale``; no LLM call."""
+
+    name = "working"
+    role = None
+    columns: dict[str, str] = {}
+
+    def run(self, items: list[Any], ctx: Any) -> None:
+        for it in items:
+            it.row["Rationale"] = it.row.get("PupilWorking") or ""

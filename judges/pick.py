@@ -1,0 +1,129 @@
+"""Stage ``pick``: which of K lettered misconceptions explains the targeted wrong answer?
+
+A check a small model can do, instead of a 0-10 opinion: the item (question, correct answer, targeted
+wrong answer) and K candidate misconceptions (the target and K-1 others: the nearest to it by name
+embedding, or half nearest and half random, ``candidates``) in a seeded order, lettered A, B, ...; the
+answer is one token. The score of a candidate is the probability of its letter at the first answer token
+(``logprobs``/``top_logprobs`` on OpenAI-compatible servers, llama.cpp's included; vLLM's logprobs),
+renormalised over the K letters, and averaged over the order and its reverse, which cancels position bias
+(1st and 2nd place in the competition did the same for their rerankers). Where a server returns no
+logprobs, the letter it wrote counts as probability 1.
+
+The item is kept when the target's averaged probability is the highest (``min_probability`` None) or at
+least ``min_probability``. ``PickProbability`` and ``PickRank`` (1 = the judge's first choice) are recorded.
+"""
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from generators.step import TemplateStep
+from llm.base import ChatRequest, ChatResponse
+from llm.parsing import ParseError
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+TOP_LOGPROBS = 20  # the OpenAI API's maximum
+
+
+def letter_probabilities(response: ChatResponse, k: int) -> list[float]:
+    """P(letter) for the first k letters from the first token's top logprobs (else the written letter)."""
+    letters = LETTERS[:k]
+    best: dict[str, float] = {}
+    for token, logprob in response.top_logprobs:
+        t = token.strip().strip(".):").upper()
+        if len(t) == 1 and t in letters:
+            best[t] = max(best.get(t, -math.inf), logprob)
+    if best:
+        top = max(best.values())
+        weights = [math.exp(best[x] - top) if x in best else 0.0 for x in letters]
+    else:
+        written = response.text.strip().strip(".):").upper()[:1]
+        if written not in letters or not written:
+            raise ParseError(f"no candidate letter in the answer: {response.text[:40]!r}")
+        weights = [1.0 if x == written else 0.0 for x in letters]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+class PickMisconception(TemplateStep):
+    name = "pick"
+    role = "judge"
+    columns = {"PickProbability": "float64", "PickRank": "int64"}
+    temperature = 0.0
+    max_tokens = 1
+    logprobs = TOP_LOGPROBS
+    max_attempts = 1  # greedy: a retry would give the same answer
+
+    def __init__(self, k: int = 5, candidates: str = "nearest", min_probability: float | None = None):
+        super().__init__()
+        if k < 2 or k > len(LETTERS):
+            raise ValueError(f"pick: K must be in 2..{len(LETTERS)}, got {k}")
+        if candidates not in ("nearest", "mixed"):
+            raise ValueError(f"pick: candidates must be nearest or mixed, got {candidates!r}")
+        self.k, self.candidates, self.min_probability = k, candidates, min_probability
+
+    def settings(self) -> dict:
+        return {"k": self.k, "candidates": self.candidates, "min_probability": self.min_probability}
+
+    def choose_candidates(self, misconception_id: int, seed: int, ctx: Any) -> list[int]:
+        """The target and K-1 others, in a seeded order."""
+        others = self.k - 1
+        near = others if self.candidates == "nearest" else (others + 1) // 2
+        chosen = ctx.nearest_misconceptions(misconception_id, near)
+        rng = random.Random(seed)
+        pool = [m for m in ctx.ids if m != misconception_id and m not in chosen]
+        chosen += rng.sample(pool, others - near)
+        chosen.append(misconception_id)
+        rng.shuffle(chosen)
+        return chosen
+
+    def prompt(self, row: tuple[Any, list[int], list[str]]) -> ChatRequest:
+        item, _, names = row
+        r = item.row
+        return self.request(item.target.seed, question=r["QuestionText"], correct_answer=r["CorrectAnswerText"],
+                            wrong_answer=r["IncorrectAnswerText"], candidates=list(zip(LETTERS, names)))
+
+    def parse_response(self, row: tuple[Any, list[int], list[str]], response: ChatResponse) -> list[float]:
+        return letter_probabilities(response, len(row[1]))
+
+    def score(self, items: list[Any], ctx: Any, names: dict[int, str]) -> list[tuple[dict[int, float] | None, str]]:
+        """Per item: candidate -> probability averaged over both orders (None when unreadable), and a reason."""
+        rows = []
+        for it in items:
+            order = self.choose_candidates(it.row["MisconceptionId"], it.target.seed, ctx)
+            for o in (order, order[::-1]):
+                rows.append((it, o, [names[m] for m in o]))
+        outcomes = ctx.ask(self, rows)
+        scored = []
+        for i in range(len(items)):
+            pair = outcomes[2 * i: 2 * i + 2]
+            bad = next((o for o in pair if not o.ok), None)
+            if bad is not None:
+                scored.append((None, bad.error))
+                continue
+            probs: dict[int, float] = {}
+            for (_, order, _), out in zip(rows[2 * i: 2 * i + 2], pair):
+                for m, p in zip(order, out.value):
+                    probs[m] = probs.get(m, 0.0) + p / 2
+            scored.append((probs, ""))
+        return scored
+
+    def verdict(self, probs: dict[int, float], target: int) -> tuple[float, int, bool]:
+        p = probs[target]
+        rank = 1 + sum(1 for m, q in probs.items() if m != target and q > p)
+        keep = rank == 1 if self.min_probability is None else p >= self.min_probability
+        return p, rank, keep
+
+    def run(self, items: list[Any], ctx: Any) -> None:
+        for it, (probs, error) in zip(items, self.score(items, ctx, ctx.names)):
+            if probs is None:
+                it.reject = ctx.reject(self.name, f"invalid pick output: {error}")
+                continue
+            p, rank, keep = self.verdict(probs, it.row["MisconceptionId"])
+            it.row.update(PickProbability=round(p, 4), PickRank=rank)
+            if keep:
+                it.passed(self.name)
+            else:
+                rule = "not the first choice" if self.min_probability is None else f"below {self.min_probability:g}"
+                it.reject = ctx.reject(self.name, f"target misconception {rule}: p {p:.2f}, rank {rank} of {self.k}")

@@ -1,0 +1,110 @@
+"""The checks' and the engine's logic without an LLM: answer comparison, letter probabilities, rules,
+targeting, item identity, the journal and shard guards, and the backend options' one-line errors."""
+import json
+
+import pytest
+
+from eedi.answers import same_answer
+from factory import SynthConfig, checks_key_of_config
+from generators.distractor import DistractorWriter, distractor_rules
+from judges.pick import letter_probabilities
+from judges.solver import Solver
+from llm import BackendError, BackendOptions, ChatResponse
+from llm.openai_backend import _refuses_format
+from llm.parsing import ParseError
+from store import DatasetStore, StoreError
+from store.store import read_journal
+
+
+@pytest.mark.parametrize("a, b, same", [
+    (r"\( \frac{1}{2} \)", "0.5", True), ("1/2", "50%", True), ("x=3", "3", True), (r"\( 36^{\circ} \)", "36", True),
+    (r"\(2 \frac{1}{3}\)", "7/3", True), ("1,000", "1000", True), ("12 cm", "12", True), ("£3.50", "3.5", True),
+    (r"\( 5 \)", r"\( 6 \)", False), ("0.3", "1/3", False), (r"\( \frac{5}{12} \)", r"\( \frac{12}{5} \)", False),
+    ("Triangle", "triangle", True), ("", " ", False), ("1,2,3", "123", False),
+])
+def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
+    assert same_answer(a, b) is same
+
+
+def test_distractor_rules_and_parse():
+    assert distractor_rules("5/12", r"\( \frac{12}{5} \)", ["1/5", "1/12"]) is None
+    assert distractor_rules("2.4", r"\( \frac{12}{5} \)", []) == "answer equals the correct answer"
+    assert distractor_rules(r"\(\frac{1}{5}\)", "12/5", ["0.2"]) == "answer equals an existing option"
+    writer = DistractorWriter()
+    assert writer.parse(None, '{"working": "12 over 5 flipped", "answer": "5/12"}').answer == "5/12"
+    with pytest.raises(ParseError, match="option letter"):
+        writer.parse(None, '{"working": "it is B", "answer": "B"}')
+    with pytest.raises(ParseError, match="no JSON object"):
+        writer.parse(None, "The answer is 5/12")
+
+
+def test_letter_probabilities_from_top_logprobs_or_the_written_letter():
+    r = ChatResponse(text="B", prompt_tokens=1, completion_tokens=1,
+                     top_logprobs=((" B", -0.1), ("A", -2.5), ("b", -3.0), ("Hello", -0.05), ("E", -9.0)))
+    p = letter_probabilities(r, 3)  # A, B, C: C absent, E beyond K, "Hello" not a letter
+    assert p[1] > p[0] > 0 and p[2] == 0 and abs(sum(p) - 1) < 1e-9
+    assert letter_probabilities(ChatResponse("C.", 1, 1), 3) == [0.0, 0.0, 1.0]  # no logprobs: the letter written
+    with pytest.raises(ParseError, match="no candidate letter"):
+        letter_probabilities(ChatResponse("I think", 1, 1), 3)
+
+
+def test_solver_verdict():
+    row = {"CorrectAnswerText": r"\( \frac{12}{5} \)", "IncorrectAnswerText": r"\( \frac{5}{12} \)"}
+    assert Solver.verdict(row, "2.4") is None
+    assert Solver.verdict(row, "5/12").startswith("solver's answer is the targeted wrong answer")
+    assert Solver.verdict(row, "7").startswith("solver's answer differs: 7")
+
+
+def test_checks_key_follows_the_check_settings(data_dir):
+    base = SynthConfig(data_dir=data_dir, checks=["pick", "round-trip"])
+    same = SynthConfig(data_dir=data_dir, checks=["pick", "round-trip"])
+    models = {"generator": "g", "solver": "g", "judge": "j", "teacher": "t"}
+    key = checks_key_of_config(base, models)
+    assert key == checks_key_of_config(same, models)
+    assert key != checks_key_of_config(SynthConfig(data_dir=data_dir, checks=["pick"]), models)
+    assert key != checks_key_of_config(SynthConfig(data_dir=data_dir, checks=["pick", "round-trip"],
+                                                   consistency_top_k=5), models)
+    assert key != checks_key_of_config(base, {**models, "judge": "other"})
+
+
+def test_journal_only_forgives_a_torn_last_line(tmp_path):
+    journal = tmp_path / "v1.jsonl"
+    good = json.dumps({"split": "train", "row": {"QuestionId": "a"}})
+    journal.write_text(good + "\n" + '{"split": "tr')
+    assert [r["QuestionId"] for r in read_journal(journal)["train"]] == ["a"]
+    journal.write_text(good + "\n" + "garbage\n" + good + "\n")
+    with pytest.raises(StoreError, match="line 2 is damaged"):
+        read_journal(journal)
+
+
+def test_damaged_shard_and_version_record_are_one_line_errors(tmp_path):
+    store = DatasetStore.open(tmp_path / "s")
+    w = store.new_version({})
+    w.append("train", {"QuestionId": "q1", "ItemKey": "k", "Version": w.version})
+    w.finish()
+    shard = store.shard_files("train")[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(StoreError, match=rf"{shard.name}: damaged parquet shard .*re-run the synth command that "
+                                         rf"made {w.version}"):
+        store.read("train")
+    store.close()
+    shard.unlink()
+    journal = tmp_path / "s" / ".journal" / "v2.jsonl"
+    journal.write_text("")
+    (tmp_path / "s" / "versions" / "v2.json").write_text("{not json")
+    with pytest.raises(StoreError, match="v2.json: unreadable version record"):
+        DatasetStore.open(tmp_path / "s")
+
+
+def test_only_a_refusal_of_the_format_downgrades_it():
+    assert _refuses_format(400, "response_format json_schema is not supported")
+    assert _refuses_format(500, "Unsupported 'response_format'")
+    assert not _refuses_format(400, "model 'x' does not exist")
+    assert not _refuses_format(422, "prompt too long for the context")
+
+
+def test_backend_options_are_honoured_or_refused():
+    with pytest.raises(BackendError, match="--base-url is for --engine openai"):
+        BackendOptions(engine="embedded", base_url="http://127.0.0.1:1/v1")
+    assert BackendOptions(engine="embedded", structured="off").client().structured == "off"
+    assert BackendOptions(engine="embedded").client().structured == "llama.cpp"
