@@ -16,6 +16,7 @@ from evaluation.crossval import (
     paired_interval,
     rows_digest,
 )
+from factory import SynthConfig, plan, prepare
 from inference.ranking import RETRIEVER_TEMPERATURE, Retriever, boosted, rank_rows
 from trainers.data import Example, MixRule
 from trainers.retriever import RetrieverConfig
@@ -104,16 +105,13 @@ def test_leak_rule(data):
 
 
 def test_hidden_fold_targets_its_misconceptions_and_never_shows_its_rows(data_dir):
-    from pipelines.config import SynthConfig  # the factory's: imported here so the rest runs without it
-    from pipelines.factory import plan, prepare
-
     spec = FoldSpec("MisconceptionId", 5, 0, 1)
     config = SynthConfig(data_dir=data_dir, hide_fold=spec, shots=5)
     world = prepare(config)
     _, held = spec.split(load_eedi(data_dir).train_pairs)
     held_keys = {p.key for p in held}
     assert not held_keys & {p.key for p in world.data.train_pairs}  # shots and near-duplicate references
-    targets = plan(world, config)
+    targets = plan(world, config, world.chosen_targets(config))
     assert {t.misconception_id for t in targets} == {p.MisconceptionId for p in held}
     assert not held_keys & {s.key for t in targets for s in t.shots}
     assert config.as_record()["hide_fold"] == str(spec)
