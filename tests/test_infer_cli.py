@@ -115,8 +115,10 @@ def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir):
 
 def write_synthetic_version(store_path, data, spec: FoldSpec | None, n: int):
     """A store version whose rows copy real pairs of the spec's fold (stand-ins for generated items)."""
+    from factory.stages import all_stage_columns
+
     rest, held = spec.split(data.train_pairs) if spec else (data.train_pairs, data.train_pairs)
-    store = DatasetStore.open(store_path)
+    store = DatasetStore.open(store_path, all_stage_columns())  # the columns the factory writes
     try:
         writer = store.new_version({"config": {"hide_fold": str(spec) if spec else None}})
         for i, p in enumerate(held[:n]):

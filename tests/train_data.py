@@ -1,8 +1,8 @@
 """Small real inputs for the trainer and publish tests: a cut-down Eedi folder and a dataset store.
 
 The Eedi folder keeps the competition's file format with fewer questions and
-misconceptions; the store is written through the store API (as the factory writes it),
-with rows made from real pairs so the texts are realistic.
+misconceptions; the store is written through the store API with every stage's columns (as
+the factory writes it), with rows made from real pairs so the texts are realistic.
 """
 from __future__ import annotations
 
@@ -67,8 +67,10 @@ def store_row(version: str, i: int, pair, misconceptions: dict[int, str], score:
 def add_version(store_root: Path, data_dir: Path, start: int, count: int, rejected: int = 1,
                 status: str = "complete") -> str:
     """Add a version with ``count`` kept rows (made from real pairs ``start``..) and ``rejected`` rejects."""
+    from factory.stages import all_stage_columns
+
     data = load_eedi(data_dir)
-    store = DatasetStore.open(store_root)
+    store = DatasetStore.open(store_root, all_stage_columns())
     try:
         writer = store.new_version({"config": {"test": True}}, flush_every=max(2, count // 2))
         pairs = data.train_pairs[start:start + count + rejected]
