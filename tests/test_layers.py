@@ -23,16 +23,12 @@ LAYERS = [
 ]
 LAYER = {package: i for i, layer in enumerate(LAYERS) for package in layer}
 
-# Modules that moved; what is left at the old name only re-exports the new one.
+# Modules that moved in issue 12 (the old names are gone): a stale import is reported with its new place.
 MOVED = {"trainers.splits": "eedi.splits", "trainers.texts": "models.texts"}
 
 # pending: factory refactor -- (file or package, imported module) edges allowed until the synthetic-data
-# engine's rewrite moves them; empty this, then delete trainers/splits.py and trainers/texts.py.
-PENDING = {
-    ("pipelines", "trainers.splits"),  # synth.py, config.py, factory.py: FoldSpec
-    ("factory", "trainers.splits"),  # config.py: FoldSpec
-    ("judges/roundtrip.py", "trainers.texts"),  # query_text
-}
+# engine's rewrite moves them, e.g. ("judges/roundtrip.py", "trainers.texts"); empty: nothing pending.
+PENDING: set[tuple[str, str]] = set()
 
 
 def packages() -> list[str]:
