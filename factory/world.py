@@ -48,7 +48,8 @@ class World:
                               + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
         not_targets = [m for m in listed if m not in wanted]
         if not_targets:
-            why = f"fewer than {config.min_real_rows} real rows" + (", in the hidden fold" if self.hidden else "")
+            k = config.min_real_rows
+            why = ("no real row" if k == 1 else f"fewer than {k} real rows") + (", in the hidden fold" if self.hidden else "")
             shown = ", ".join(map(str, not_targets[:10])) + (" ..." if len(not_targets) > 10 else "")
             warn.write(f"warning: {len(not_targets)} of {len(listed)} listed misconceptions are not targets "
                        f"(a target has {why}), skipped: {shown}\n")

@@ -1,0 +1,171 @@
+"""pipelines.synth's modes, checks and targeting, end to end with the embedded model; and its one-line errors.
+
+The LLM tests share one small target set: two misconceptions of the small cluster, written to a
+--misconceptions file. Every check must show up in the summary, the version record, the card and the
+rows it passed or rejected.
+"""
+import pytest
+
+import factory
+from eedi.answers import same_answer
+from factory import SynthConfig, prepare, run
+from store import DatasetStore
+from tests.conftest import run_cli
+from tests.test_end_to_end import small_cluster  # noqa: F401 - a fixture
+
+SMALL = ["--no-progress", "--n-ctx", "3072", "--shots", "2"]
+
+
+def synth(data_dir, store, *args, timeout=1200):
+    return run_cli("pipelines.synth", "--store", str(store), "--data-dir", str(data_dir), *SMALL, *args,
+                   timeout=timeout)
+
+
+def stored(store):
+    s = DatasetStore.open(store)
+    try:
+        return s.read("train").to_pylist(), s.read("rejected").to_pylist(), s.versions()
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def targets_file(tmp_path, small_cluster):  # noqa: F811
+    _, targets = small_cluster
+    path = tmp_path / "targets.txt"
+    path.write_text("# two targets\n" + "\n".join(f"{m}  # target" for m in sorted(targets)) + "\n\n")
+    return path
+
+
+# ---------- one-line errors, no LLM ----------
+
+@pytest.mark.parametrize("args, message", [
+    (["--misconception", "999999"], "error: misconception 999999 is not in misconception_mapping.csv"),
+    (["--cluster", "all", "--folds", "1", "--hide-fold", "0"], "--hide-fold needs --folds of at least 2"),
+    (["--cluster", "all", "--engine", "embedded", "--base-url", "http://127.0.0.1:9/v1"],
+     "--engine embedded starts its own llama.cpp server"),
+    (["--cluster", "all", "--mode", "distractor", "--checks", "solve"], "--checks solve is for --mode question"),
+    (["--cluster", "all", "--checks", "pick,vibes"], "unknown check 'vibes'"),
+    (["--cluster", "all", "--model", "gpt-17"], "error: model 'gpt-17'"),
+])
+def test_bad_choices_are_one_line_errors(tmp_path, data_dir, args, message):
+    result = synth(data_dir, tmp_path / "s", *args, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "rows made so far" not in result.stderr  # nothing was made: no promise of kept rows
+
+
+def test_bad_misconception_file_and_unwritable_store_are_one_line_errors(tmp_path, data_dir):
+    bad = tmp_path / "ids.txt"
+    bad.write_text("12\nforty\n")
+    result = synth(data_dir, tmp_path / "s", "--misconceptions", str(bad), timeout=120)
+    assert result.returncode == 2 and f"{bad}: line 2: expected a MisconceptionId, got 'forty'" in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = synth(data_dir, blocker / "store", "--cluster", "all", timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_listed_misconceptions_that_are_not_targets_are_skipped_with_a_warning(data_dir):
+    world = prepare(SynthConfig(data_dir=data_dir))
+    seen = next(m for m, n in world.real_rows.items() if n > 0)
+    target = min(world.targets(1))
+    import io
+
+    err = io.StringIO()
+    chosen = world.chosen_targets(SynthConfig(data_dir=data_dir, misconceptions=[target, seen, target]), err)
+    assert chosen == {target}
+    assert f"1 of 2 listed misconceptions are not targets" in err.getvalue() and str(seen) in err.getvalue()
+    with pytest.raises(factory.ConfigError, match="none of the 1 listed misconceptions is a target"):
+        world.chosen_targets(SynthConfig(data_dir=data_dir, misconceptions=[seen]), io.StringIO())
+
+
+def test_distractor_bases_fit_and_avoid_the_hidden_fold(data_dir):
+    from eedi.splits import FoldSpec
+
+    fold = FoldSpec("MisconceptionId", 10, 0, 0)
+    config = SynthConfig(data_dir=data_dir, hide_fold=fold, per_misconception=3, mode="distractor")
+    world = prepare(config)
+    targets = factory.plan(world, config, world.chosen_targets(config))
+    assert targets and all(t.base is not None for t in targets)
+    assert not {t.base.QuestionId for t in targets} & world.hidden_questions
+    by_target: dict[int, list[str]] = {}
+    for t in targets:
+        by_target.setdefault(t.misconception_id, []).append(t.base.QuestionId)
+    assert all(len(set(q)) == len(q) <= 3 for q in by_target.values())  # distinct bases per target
+
+
+# ---------- with the embedded LLM ----------
+
+class AnswerLength:
+    """A check added by a test: one class, plus one entry in factory.stages.CHECKS."""
+
+    name = "answer-length"
+    role = None
+    columns = {"AnswerLength": "int64"}
+
+    def run(self, items, ctx):
+        for it in items:
+            it.row["AnswerLength"] = len(it.row["IncorrectAnswerText"])
+            if it.row["AnswerLength"] > 1000:
+                it.reject = ctx.reject(self.name, "answer too long")
+            else:
+                it.passed(self.name)
+
+
+@pytest.mark.llm
+def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, targets_file, small_cluster,  # noqa: F811
+                                                          monkeypatch):
+    store = tmp_path / "store"
+    targets = ["--misconceptions", str(targets_file), "--per-misconception", "2"]
+    first = synth(data_dir, store, *targets, "--checks", "none")
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = synth(data_dir, store, *targets, "--checks", "none")
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    # other check settings: the same items are judged again, their generator answers replayed
+    result = synth(data_dir, store, *targets, "--checks", "round-trip,pick", "--consistency-top-k", "400",
+                   "--pick-threshold", "0.01")  # lenient thresholds: kept rows to read; the rules are unit-tested
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "4 planned items are in" in result.stderr and "judged again" in result.stderr
+    assert "distract " in result.stdout and "round-trip " in result.stdout and "pick " in result.stdout
+    kept, rejected, versions = stored(store)
+    latest = max(versions, key=lambda v: v["started"])
+    assert latest["usage"]["distract"]["replayed"] == latest["usage"]["distract"]["requests"]  # no new LLM call
+    everything = kept + rejected
+    assert len({r["QuestionId"] for r in everything}) == len(everything) == 8
+    assert len({r["ChecksKey"] for r in everything}) == 2
+    kept = [r for r in kept if r["Version"] == latest["id"]]
+    rejected = [r for r in rejected if r["Version"] == latest["id"]]
+    assert len({r["ItemKey"] for r in kept + rejected}) == 4
+
+    pairs = {p.QuestionId: p for p in prepare(SynthConfig(data_dir=data_dir)).data.train_pairs}
+    for r in kept:  # a distractor row keeps a real question, its correct answer and its options
+        base = pairs[r["BaseQuestionId"]]
+        assert (r["QuestionText"], r["CorrectAnswerText"]) == (base.QuestionText, base.CorrectAnswerText)
+        assert sorted(r["OtherAnswerTexts"]) == sorted([base.IncorrectAnswerText, *base.OtherAnswerTexts])
+        options = [r["CorrectAnswerText"], *r["OtherAnswerTexts"]]
+        assert not any(same_answer(r["IncorrectAnswerText"], o) for o in options)
+        assert r["Checks"] == ["round-trip", "pick", "repeat"] and r["Rationale"] == r["PupilWorking"]
+        assert 1 <= r["PickRank"] <= 5 and 0 <= r["PickProbability"] <= 1 and r["RoundTripRank"] <= 400
+    for r in rejected:
+        assert r["RejectStage"] in ("distract", "rules", "round-trip", "pick", "repeat") and r["RejectReason"]
+    stages = {s["name"]: s for s in latest["stages"]}
+    assert list(stages) == ["distract", "round-trip", "pick", "working", "repeat"]
+    assert stages["distract"]["in"] == 4 and stages["pick"]["in"] == stages["round-trip"]["passed"]
+    assert stages["repeat"]["passed"] == len(kept) == latest["counts"]["kept"]
+    card = (store / "README.md").read_text()
+    assert "## Stages and checks" in card and "| pick |" in card
+
+    # a check added here: one class and one entry in CHECKS; its column and counts follow
+    monkeypatch.setitem(factory.stages.CHECKS, "answer-length", lambda config: AnswerLength())
+    config = SynthConfig(data_dir=data_dir, store=store, misconceptions=sorted(small_cluster[1]), per_misconception=2,
+                         checks=["answer-length"], shots=2, progress=False)
+    config.backend.n_ctx = 3072
+    record = run(config)
+    assert [s["name"] for s in record["stages"]][1] == "answer-length"
+    assert record["usage"]["distract"]["replayed"] == record["usage"]["distract"]["requests"]
+    kept, _, _ = stored(store)
+    new = [r for r in kept if r["Version"] == record["id"]]
+    assert all(r["AnswerLength"] == len(r["IncorrectAnswerText"]) and "answer-length" in r["Checks"] for r in new)
+    assert record["stages"][1]["in"] == record["stages"][0]["passed"]
