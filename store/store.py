@@ -15,7 +15,7 @@ never rewritten.
 Crash safety: each finished row is appended to the version's journal and
 fsynced before the next item starts, so a SIGKILL loses at most the item in
 flight.  Every ``flush_every`` rows (and at the end) the journal becomes a
-parquet shard: written under ``.tmp/``, renamed into ``data/``, then the
+parquet shard: written to a temp file in ``data/``, renamed into place, then the
 journal is emptied.  On the next open, a journal left by a killed run is
 turned into shards, skipping rows whose QuestionId is already in a shard (the
 kill may have fallen between the rename and the truncation), so no row is
@@ -33,6 +33,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from store.files import open_atomic, write_atomic, write_json_atomic
 
 SPLITS = ("train", "rejected")
 
@@ -96,12 +98,6 @@ class StoreError(Exception):
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -187,7 +183,7 @@ class DatasetStore:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         version = f"v{stamp}-{os.urandom(2).hex()}"
         record = {**record, "id": version, "status": "running", "started": now_iso()}
-        _write_json_atomic(self.root / "versions" / f"{version}.json", record)
+        write_json_atomic(self.root / "versions" / f"{version}.json", record)
         return VersionWriter(self, version, record, flush_every)
 
     def _flush_rows(self, version: str, rows_by_split: dict[str, list[dict]], known_qids: set[str]) -> list[str]:
@@ -199,12 +195,9 @@ class DatasetStore:
                 continue
             n = len(self.shard_files(split, version)) + 1
             name = f"{split}-{version}-{n:05d}.parquet"
-            tmp = self.root / ".tmp" / name
             table = pa.Table.from_pylist([{c: r.get(c) for c in self.schema.names} for r in fresh], schema=self.schema)
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.root / "data" / name)
+            with open_atomic(self.root / "data" / name, "wb") as f:
+                pq.write_table(table, f)
             _fsync_dir(self.root / "data")
             known_qids.update(r["QuestionId"] for r in fresh)
             written.append(name)
@@ -229,7 +222,7 @@ class DatasetStore:
                 if record.get("status") == "running":
                     record.update(status="interrupted", counts=self.count(version),
                                   shards=[p.name for p in self.shard_files(version=version)])
-                    _write_json_atomic(record_path, record)
+                    write_json_atomic(record_path, record)
         self.write_card()
 
     def count(self, version: str) -> dict:
@@ -245,10 +238,7 @@ class DatasetStore:
         from store.card import render_card
 
         shards = {s: [f"data/{p.name}" for p in self.shard_files(s)] for s in SPLITS}
-        text = render_card(shards, self.versions())
-        tmp = self.root / ".tmp" / "README.md"
-        tmp.write_text(text)
-        os.replace(tmp, self.root / "README.md")
+        write_atomic(self.root / "README.md", render_card(shards, self.versions()))
 
 
 def reject_category(stage: str, reason: str) -> str:
@@ -333,6 +323,6 @@ class VersionWriter:
         self.journal_path.unlink(missing_ok=True)
         self.record.update(extra, status=status, finished=now_iso(), counts=self.store.count(self.version),
                            shards=[p.name for p in self.store.shard_files(version=self.version)])
-        _write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
+        write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
         self.store.write_card()
         return self.record
