@@ -67,8 +67,8 @@ def case_retriever(args) -> dict:
 def case_reranker(args) -> dict:
     import tempfile
 
-    from models.retriever import Index, load_encoder
-    from models.texts import query_text
+    from rankers.retriever import Index, load_encoder
+    from rankers.texts import query_text
     from trainers.reranker import RerankerConfig, train_reranker
 
     data, examples, _, _ = _examples(args)

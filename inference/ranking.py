@@ -4,7 +4,7 @@
   embedded all-MiniLM-L6-v2 zero-shot).  The misconception names are encoded once per
   retriever and cached (``<cache>/index/``), keyed by the retriever's files and the names.
 - **Reranker** (optional): an LLM scoring the retriever's top ``top_n`` one candidate at a time
-  (``models.reranker``): a trained adapter folder, or a base model zero-shot.  The reranked
+  (``rankers.reranker``): a trained adapter folder, or a base model zero-shot.  The reranked
   candidates come first, in the reranker's order; the rest keep the retriever's order.
 - **Unseen boost**: ranking by p(m) ∝ exp(score / T), the probability of every misconception
   with no real training row is multiplied by ``boost``, i.e. T·ln(boost) is added to its score
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from models import ModelError
-from models.card import CARD_FILE, has_card
-from models.retriever import Index, load_encoder
-from models.texts import query_text
+from rankers import ModelError
+from rankers.card import CARD_FILE, has_card
+from rankers.retriever import Index, load_encoder
+from rankers.texts import query_text
 from store.files import open_atomic
 
 RETRIEVER_TEMPERATURE = 1 / 20  # MultipleNegativesRankingLoss's default scale is 20
@@ -96,7 +96,7 @@ class Reranker:
     """Scores (row, misconception) with an LLM: a trained adapter folder, or a base model zero-shot."""
 
     def __init__(self, spec: str | Path, max_tokens: int = 192):
-        from models.reranker import PromptBuilder, answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
+        from rankers.reranker import PromptBuilder, answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
 
         folder = Path(spec)
         if has_card(folder):
@@ -116,7 +116,7 @@ class Reranker:
     def score(self, row: Any, names: Sequence[str]) -> list[float]:
         import torch
 
-        from models.reranker import score
+        from rankers.reranker import score
 
         if not names:
             return []

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from embeddings import Embedder
-from models.texts import query_text
+from rankers.texts import query_text
 
 
 class RoundTrip:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
-from models import ModelError
+from rankers import ModelError
 from pipelines.args import FOLD_BY, UsageError, add_fold_args, count, positive, repeats, run_main
 from prompts import TemplateError
 from store import StoreError

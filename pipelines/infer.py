@@ -24,7 +24,7 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
-from models import ModelError
+from rankers import ModelError
 from pipelines.args import count, positive, run_main
 from prompts import TemplateError
 
@@ -73,7 +73,7 @@ def newest_run(models: Path, part: str) -> Path | None:
     """The newest ``models/*/<part>`` with a training card (by the card's ``finished`` time)."""
     import json
 
-    from models.card import CARD_FILE
+    from rankers.card import CARD_FILE
 
     best = None
     for card in models.glob(f"*/{part}/{CARD_FILE}"):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
 from embeddings import EmbedderError
-from models import ModelError
-from models.reranker import DEFAULT_BASE
+from rankers import ModelError
+from rankers.reranker import DEFAULT_BASE
 from pipelines.args import count, positive, repeat, run_main
 from prompts import TemplateError
 from store import StoreError, now_iso
@@ -158,7 +158,7 @@ def _log(message: str) -> None:
 def _parent(resume: Path | None) -> dict | None:
     if resume is None:
         return None
-    from models.card import read_card
+    from rankers.card import read_card
 
     if not resume.is_dir():
         raise TrainError(f"--resume-from {resume}: folder not found")
@@ -175,8 +175,8 @@ def _since(args, parent: dict | None, store: Path | None) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     from eedi.splits import grouped_holdout
-    from models.retriever import Index, load_encoder
-    from models.texts import query_text
+    from rankers.retriever import Index, load_encoder
+    from rankers.texts import query_text
     from trainers.card import write_card
     from trainers.data import (
         MixRule,
@@ -313,8 +313,8 @@ def _retriever_name(spec: str | None, path: Path) -> str:
 
 
 def _check_same_base(adapter: Path, spec: str) -> None:
-    from models.card import read_card
-    from models.reranker import resolve_base
+    from rankers.card import read_card
+    from rankers.reranker import resolve_base
 
     theirs = read_card(adapter)["base"]
     mine = resolve_base(spec)

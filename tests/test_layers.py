@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Bottom first.  ``pipelines`` (the command-line jobs) is imported only by tests and benchmarks.
 LAYERS = [
     ("eedi", "embeddings", "store", "prompts"),
-    ("llm", "models"),
+    ("llm", "rankers"),
     ("generators", "judges", "trainers"),
     ("inference", "factory", "evaluation"),
     ("pipelines",),
@@ -24,7 +24,7 @@ LAYERS = [
 LAYER = {package: i for i, layer in enumerate(LAYERS) for package in layer}
 
 # Modules that moved in issue 12 (the old names are gone): a stale import is reported with its new place.
-MOVED = {"trainers.splits": "eedi.splits", "trainers.texts": "models.texts"}
+MOVED = {"trainers.splits": "eedi.splits", "trainers.texts": "rankers.texts"}
 
 # pending: factory refactor -- (file or package, imported module) edges allowed until the synthetic-data
 # engine's rewrite moves them, e.g. ("judges/roundtrip.py", "trainers.texts"); empty: nothing pending.

@@ -36,7 +36,7 @@ def test_train_then_retrain_on_new_shards_only(tmp_path, data_dir, tiny_qwen):
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModelForCausalLM
 
-    from models.reranker import load_reranker
+    from rankers.reranker import load_reranker
 
     eedi = small_eedi(data_dir, tmp_path / "eedi", questions=80, extra_misconceptions=120)
     store = tmp_path / "store"

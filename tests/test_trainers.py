@@ -16,7 +16,7 @@ import pytest
 from eedi import load_eedi
 from eedi.metrics import average_precision_at_k, map_at_k, recall_at_k
 from eedi.splits import group_folds, grouped_holdout, holdout_misconceptions
-from models.texts import doc_text, query_text
+from rankers.texts import doc_text, query_text
 from tests.train_data import add_version, make_tiny_qwen
 from trainers import TrainError
 from trainers.data import (
@@ -190,7 +190,7 @@ def test_batches_never_repeat_a_misconception(eedi):
 def test_retriever_trains_validates_and_saves_a_loadable_folder(tmp_path, eedi):
     from sentence_transformers import SentenceTransformer
 
-    from models.retriever import Index, load_encoder
+    from rankers.retriever import Index, load_encoder
     from trainers.retriever import RetrieverConfig, mine_hard_negatives, train_retriever
 
     train, val, names = _subset(eedi, 80, 120)
@@ -245,7 +245,7 @@ def test_reranker_prompt_score_train_save_and_resume(tmp_path, eedi, tiny_qwen):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from models.reranker import PromptBuilder, answer_ids, load_tokenizer, resolve_base, score
+    from rankers.reranker import PromptBuilder, answer_ids, load_tokenizer, resolve_base, score
     from trainers.reranker import RerankerConfig, train_reranker
 
     train, val, names = _subset(eedi, 60, 80)

@@ -38,7 +38,7 @@ def make_tiny_qwen(folder: Path) -> Path:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from models.reranker import load_tokenizer, resolve_base
+    from rankers.reranker import load_tokenizer, resolve_base
 
     tokenizer = load_tokenizer(resolve_base("qwen2.5-coder-0.5b"))
     config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,

@@ -1,4 +1,4 @@
-"""Write the training card saved next to each trained model (``models.card`` reads it back).
+"""Write the training card saved next to each trained model (``rankers.card`` reads it back).
 
 ``training_card.json`` is the machine-readable record (read back for lineage when a
 later run resumes from this checkpoint, and by the loaders); ``README.md`` shows the same
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.card import CARD_FILE
+from rankers.card import CARD_FILE
 from store.files import write_json_atomic
 
 

@@ -50,7 +50,7 @@ class Example:
     key: str  # Pair.key for real rows, QuestionId for synthetic ones
     source: str  # "real" or the synthetic row's version id
     misconception_id: int
-    row: Any  # the Pair or the store row (dict); see models.texts
+    row: Any  # the Pair or the store row (dict); see rankers.texts
 
 
 @dataclass

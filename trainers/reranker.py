@@ -1,7 +1,7 @@
 """Training the reranker, an LLM that scores one candidate misconception at a time, with LoRA.
 
 The base, its tokenizer, the prompt and the score (logit "Yes" - logit "No" at the assistant's
-first token) are ``models.reranker``.
+first token) are ``rankers.reranker``.
 
 Training: each group is one row's true misconception plus ``negatives`` misconceptions
 drawn at random from the retriever's top ``candidates`` (never the true one); the loss
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eedi.metrics import ranking_metrics
-from models.reranker import (
+from rankers.reranker import (
     DEFAULT_BASE,
     Base,
     PromptBuilder,

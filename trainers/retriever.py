@@ -1,7 +1,7 @@
 """Training the retriever: a sentence-transformers bi-encoder from a (question, wrong answer) to its misconception.
 
-Loading a base, encoding and the name index are ``models.retriever``; query and document
-texts come from ``models.texts``.
+Loading a base, encoding and the name index are ``rankers.retriever``; query and document
+texts come from ``rankers.texts``.
 
 Training uses ``MultipleNegativesRankingLoss``: each query's candidates are every document in the
 batch (in-batch negatives) plus ``hard_negatives`` misconceptions mined with the
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from eedi.metrics import ranking_metrics
-from models.retriever import Index, load_encoder
-from models.texts import doc_text, query_text
+from rankers.retriever import Index, load_encoder
+from rankers.texts import doc_text, query_text
 from trainers import TrainError
 from trainers.data import Example
 
@@ -47,7 +47,7 @@ class RetrieverConfig:
     hard_negatives: int = 2
     negative_margin: float | None = 0.95  # skip names scoring >= this x the true name's score (None: keep all)
     with_rationale: bool = False
-    max_seq_length: int = 128  # tokens; the question's tail is what gets cut (see models.texts)
+    max_seq_length: int = 128  # tokens; the question's tail is what gets cut (see rankers.texts)
     lora: bool = False
     lora_r: int = 16
     seed: int = 0

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import ModelError
-from models.retriever import device
-from models.texts import clip, field
+from rankers import ModelError
+from rankers.retriever import device
+from rankers.texts import clip, field
 
 DEFAULT_BASE = "qwen2.5-coder-0.5b"
 YES, NO = "Yes", "No"
@@ -175,7 +175,7 @@ def load_reranker(folder: Path):
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from models.card import read_card
+    from rankers.card import read_card
 
     card = read_card(folder)
     spec = card["base"]["spec"]

@@ -6,7 +6,7 @@ Bases (``load_encoder``):
 - a plain transformers folder of a decoder LLM: built as Transformer + last-token
   pooling + normalisation.
 
-``Index``: the misconception names (``models.texts.doc_text``) encoded by a model, and the
+``Index``: the misconception names (``rankers.texts.doc_text``) encoded by a model, and the
 top-k names for queries by cosine similarity.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models import ModelError
-from models.texts import doc_text
+from rankers import ModelError
+from rankers.texts import doc_text
 
 
 def device() -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from models import ModelError
+from rankers import ModelError
 
 CARD_FILE = "training_card.json"
 
