@@ -108,3 +108,11 @@ def test_backend_options_are_honoured_or_refused():
         BackendOptions(engine="embedded", base_url="http://127.0.0.1:1/v1")
     assert BackendOptions(engine="embedded", structured="off").client().structured == "off"
     assert BackendOptions(engine="embedded").client().structured == "llama.cpp"
+
+
+def test_training_reads_one_row_per_generated_item():
+    from trainers.data import newest_per_item
+
+    rows = [{"ItemKey": "a", "Version": "v1"}, {"ItemKey": "a", "Version": "v2"}, {"ItemKey": "b", "Version": "v1"},
+            {"ItemKey": None, "Version": "v0"}]
+    assert newest_per_item(rows) == [rows[1], rows[2], rows[3]]

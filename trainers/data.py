@@ -42,7 +42,7 @@ SYNTH_COLUMNS = ("QuestionId", "SubjectName", "ConstructName", "QuestionText", "
                  "IncorrectAnswerText", "MisconceptionId", "Rationale", "JudgeScore", "Version")
 REQUIRED_TEXT = ("QuestionText", "CorrectAnswerText", "IncorrectAnswerText")
 # provenance the evaluation's leak rule reads; shards written before a column existed read as its default
-OPTIONAL_COLUMNS = {"ShotIds": [], "RealRowsHidden": "", "ClusterId": None}
+OPTIONAL_COLUMNS = {"ShotIds": [], "RealRowsHidden": "", "ClusterId": None, "ItemKey": None, "BaseQuestionId": None}
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,19 @@ def read_synthetic(store: Path, spec: str = "latest", since: str | None = None) 
                 row["_shard"] = f"data/{shard.name}:{i}"
             selection.shards.append(f"data/{shard.name}")
             selection.rows.extend(rows)
+    selection.rows = newest_per_item(selection.rows)
     return selection
+
+
+def newest_per_item(rows: list[dict]) -> list[dict]:
+    """One row per generated item: an item judged again under other check settings (``synth`` re-runs) is
+    kept in each version that passed it; only its newest version's row is used."""
+    newest: dict[str, dict] = {}
+    for row in rows:
+        key = row.get("ItemKey")
+        if key and (key not in newest or str(row.get("Version")) > str(newest[key].get("Version"))):
+            newest[key] = row
+    return [r for r in rows if not r.get("ItemKey") or newest[r["ItemKey"]] is r]
 
 
 def real_examples(pairs: list[Pair]) -> list[Example]:
