@@ -117,7 +117,7 @@ class AnswerLength:
 def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, targets_file, small_cluster,  # noqa: F811
                                                           monkeypatch):
     store = tmp_path / "store"
-    targets = ["--misconceptions", str(targets_file), "--per-misconception", "2"]
+    targets = ["--misconceptions", str(targets_file)]
     first = synth(data_dir, store, *targets, "--checks", "none")
     assert first.returncode == 0, first.stderr[-3000:]
     again = synth(data_dir, store, *targets, "--checks", "none")
@@ -127,17 +127,17 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     result = synth(data_dir, store, *targets, "--checks", "round-trip,pick", "--consistency-top-k", "400",
                    "--pick-threshold", "0.01")  # lenient thresholds: kept rows to read; the rules are unit-tested
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "4 planned items are in" in result.stderr and "judged again" in result.stderr
+    assert "2 planned items are in" in result.stderr and "judged again" in result.stderr
     assert "distract " in result.stdout and "round-trip " in result.stdout and "pick " in result.stdout
     kept, rejected, versions = stored(store)
     latest = max(versions, key=lambda v: v["started"])
     assert latest["usage"]["distract"]["replayed"] == latest["usage"]["distract"]["requests"]  # no new LLM call
     everything = kept + rejected
-    assert len({r["QuestionId"] for r in everything}) == len(everything) == 8
+    assert len({r["QuestionId"] for r in everything}) == len(everything) == 4
     assert len({r["ChecksKey"] for r in everything}) == 2
     kept = [r for r in kept if r["Version"] == latest["id"]]
     rejected = [r for r in rejected if r["Version"] == latest["id"]]
-    assert len({r["ItemKey"] for r in kept + rejected}) == 4
+    assert len({r["ItemKey"] for r in kept + rejected}) == 2
 
     pairs = {p.QuestionId: p for p in prepare(SynthConfig(data_dir=data_dir)).data.train_pairs}
     for r in kept:  # a distractor row keeps a real question, its correct answer and its options
@@ -152,14 +152,14 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
         assert r["RejectStage"] in ("distract", "rules", "round-trip", "pick", "repeat") and r["RejectReason"]
     stages = {s["name"]: s for s in latest["stages"]}
     assert list(stages) == ["distract", "round-trip", "pick", "working", "repeat"]
-    assert stages["distract"]["in"] == 4 and stages["pick"]["in"] == stages["round-trip"]["passed"]
+    assert stages["distract"]["in"] == 2 and stages["pick"]["in"] == stages["round-trip"]["passed"]
     assert stages["repeat"]["passed"] == len(kept) == latest["counts"]["kept"]
     card = (store / "README.md").read_text()
     assert "## Stages and checks" in card and "| pick |" in card
 
     # a check added here: one class and one entry in CHECKS; its column and counts follow
     monkeypatch.setitem(factory.stages.CHECKS, "answer-length", lambda config: AnswerLength())
-    config = SynthConfig(data_dir=data_dir, store=store, misconceptions=sorted(small_cluster[1]), per_misconception=2,
+    config = SynthConfig(data_dir=data_dir, store=store, misconceptions=sorted(small_cluster[1]),
                          checks=["answer-length"], shots=2, progress=False)
     config.backend.n_ctx = 3072
     record = run(config)
