@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--checks", default="pick,solve,round-trip,judge")
     parser.add_argument("--pick-candidates", default="nearest,mixed", help="comma-separated: nearest, mixed")
     parser.add_argument("--pick-k", type=int, default=5)
-    parser.add_argument("--top-k", type=int, default=25, help="round-trip: pass within this rank")
+    parser.add_argument("--top-k", type=int, default=100, help="round-trip: pass within this rank")
     parser.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded engine")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with its API key")
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)

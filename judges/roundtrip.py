@@ -22,7 +22,7 @@ class RoundTrip:
     role = None
     columns = {"RoundTripRank": "int64"}
 
-    def __init__(self, top_k: int = 25, retriever: Path | None = None):
+    def __init__(self, top_k: int = 100, retriever: Path | None = None):
         if top_k < 1:
             raise ValueError(f"round-trip: top_k must be at least 1, got {top_k}")
         self.top_k, self.retriever = top_k, retriever

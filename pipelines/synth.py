@@ -26,7 +26,8 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
-from factory.config import DEFAULT_CHECKS, DEFAULT_MODE, DEFAULT_SHOTS, MODES, RATIONALES, SynthConfig
+from factory.config import (DEFAULT_CHECKS, DEFAULT_CONSISTENCY_TOP_K, DEFAULT_MODE, DEFAULT_SHOTS, MODES, RATIONALES,
+                            SynthConfig)
 from judges import DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
@@ -188,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--pick-threshold", type=float, metavar="P",
                    help="check pick: keep when the target's probability is at least P (default: keep when the "
                         "target is the judge's first choice)")
-    q.add_argument("--consistency-top-k", type=positive, default=25, metavar="K",
-                   help="check round-trip: the target must rank within the top K (default 25)")
+    q.add_argument("--consistency-top-k", type=positive, default=DEFAULT_CONSISTENCY_TOP_K, metavar="K",
+                   help=f"check round-trip: the target must rank within the top K (default {DEFAULT_CONSISTENCY_TOP_K})")
     q.add_argument("--consistency-retriever", metavar="DIR",
                    help="check round-trip: a trained retriever (sentence-transformers folder; default the embedded "
                         "all-MiniLM-L6-v2)")

@@ -22,7 +22,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.llm
 CONTENT = ["ItemKey", "QuestionText", "CorrectAnswerText", "IncorrectAnswerText", "OtherAnswerTexts", "BaseQuestionId",
-           "PickProbability", "Checks", "Rationale"]
+           "RoundTripRank", "Checks", "Rationale"]
 
 
 @pytest.fixture(scope="session")
@@ -144,7 +144,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     record = json.loads(next((reference / "versions").glob("*.json")).read_text())
     assert record["models"]["generator"]["weights_sha256"].startswith("1d9614638d18")
     assert record["models"]["generator"]["backend"] == "llama.cpp"
-    assert [s["name"] for s in record["stages"]] == ["distract", "pick", "working", "repeat"]
+    assert [s["name"] for s in record["stages"]] == ["distract", "round-trip", "working", "repeat"]
     pairs = {p.QuestionId: p for p in prepare(SynthConfig(data_dir=data_dir)).data.train_pairs}
     for r in kept + rejected:  # distractor rows keep a real question and its correct answer
         base = pairs[r["BaseQuestionId"]]
