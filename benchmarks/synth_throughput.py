@@ -25,8 +25,9 @@ from llm import BackendOptions  # noqa: E402
 
 
 def measure(args: argparse.Namespace, mode: str, checks: list[str]) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = SynthConfig(data_dir=resolve_data_dir(args.data_dir), store=Path(tmp) / "store", mode=mode,
+    with tempfile.TemporaryDirectory(dir=args.keep) as tmp:
+        store = Path(args.keep) / f"{mode}-{'-'.join(checks) or 'none'}" if args.keep else Path(tmp) / "store"
+        config = SynthConfig(data_dir=resolve_data_dir(args.data_dir), store=store, mode=mode,
                              checks=checks, limit=args.items, per_misconception=args.per_misconception,
                              shots=args.shots, generator_model=args.model, judge_model=args.judge_model or args.model,
                              teacher_model=args.model, solver_model=args.model, request_cache=False,
@@ -61,7 +62,10 @@ def main() -> None:
     p.add_argument("--shots", type=int, default=5)
     p.add_argument("--rationale", default="working", choices=("working", "teacher"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--keep", metavar="DIR", help="keep each case's store under DIR (to read its rows)")
     args = p.parse_args()
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
     cases = [[c for c in spec.split(",") if c and c != "none"] for spec in (args.checks or ["none"])]
     print(f"# {args.items} items per case, model {args.model or 'qwen2.5-coder-0.5b'}, judge "
           f"{args.judge_model or args.model or 'qwen2.5-coder-0.5b'}, shots {args.shots}")
