@@ -4,7 +4,9 @@ An item is the ``k``-th for a target misconception.  Question mode makes ``--per
 questions per target.  Distractor mode writes one new wrong answer per *base question*: real questions
 whose construct fits the target, chosen from the pool the shots come from (the real rows of the
 target's cluster and of the ``POOL_NEIGHBOURS`` misconceptions nearest to it), ranked by the cosine
-similarity of their construct name to the target's name; the ``k``-th item takes the ``k``-th base.
+similarity of their construct name to the target's name, questions not yet used by an earlier target
+of the cluster first (so a cluster's items spread over its questions); the ``k``-th item takes the
+``k``-th base.
 Questions with a row of the hidden fold (``--hide-fold``) are never bases.
 
 ``ItemKey`` names what was generated (misconception, item index, seed, generator model, mode and base
@@ -57,7 +59,13 @@ class BasePicker:
         vectors = world.embedder.encode_cached(constructs, "constructs")
         self.construct_vector = dict(zip(constructs, vectors))
 
-    def pick(self, misconception_id: int, members: tuple[int, ...], n: int) -> list[Pair]:
+    def pick(self, misconception_id: int, members: tuple[int, ...], n: int, used: set[str] = frozenset()) -> list[Pair]:
+        """The n best-fitting base questions, those not in ``used`` (by other targets of the cluster) first."""
+        ranked = self.ranked(misconception_id, members)
+        fresh = [p for p in ranked if p.QuestionId not in used]
+        return (fresh + [p for p in ranked if p.QuestionId in used])[:n]
+
+    def ranked(self, misconception_id: int, members: tuple[int, ...]) -> list[Pair]:
         w = self.world
         own = self.row_of[misconception_id]
         with_rows = [m for m in self.by_misconception if m not in members]
@@ -68,7 +76,7 @@ class BasePicker:
             return []
         sims = np.array([self.construct_vector[self.questions[q].ConstructName] @ w.vectors[own] for q in pool])
         order = np.lexsort((np.arange(len(pool)), -sims))
-        return [self.questions[pool[i]] for i in order[:n]]
+        return [self.questions[pool[i]] for i in order]
 
 
 def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
@@ -87,6 +95,7 @@ def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
     targets = []
     for cid in chosen:
         shots = picker.pick(members[cid], config.shots)
+        used: set[str] = set()  # base questions of the cluster's earlier targets: spread the items over questions
         for mid in members[cid]:
             if mid not in wanted:
                 continue
@@ -94,6 +103,7 @@ def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
                 for k in range(config.per_misconception):
                     targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots))
             else:
-                for k, base in enumerate(bases.pick(mid, members[cid], config.per_misconception)):
+                for k, base in enumerate(bases.pick(mid, members[cid], config.per_misconception, used)):
+                    used.add(base.QuestionId)
                     targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots, base))
     return targets
