@@ -17,19 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from generators.step import TemplateStep
+from generators.step import MAX_WORKING_CHARS, WORKING_AND_ANSWER, TemplateStep
 from eedi.answers import same_answer
 from llm.base import ChatRequest
 from llm.parsing import parse_model
 
 MAX_ANSWER_CHARS = 120
-MAX_WORKING_CHARS = 300
-JSON_SCHEMA = {
-    "type": "object",
-    "properties": {"working": {"type": "string"}, "answer": {"type": "string"}},
-    "required": ["working", "answer"],
-    "additionalProperties": False,
-}
 _LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
 
 
@@ -77,7 +70,7 @@ class DistractorWriter(TemplateStep):
     columns: dict[str, str] = {"PupilWorking": "string"}
     temperature = 0.7
     max_tokens = 120
-    json_schema = JSON_SCHEMA
+    json_schema = WORKING_AND_ANSWER
 
     def prompt(self, target: Any) -> ChatRequest:
         base = target.base

@@ -13,6 +13,17 @@ from llm.base import ChatRequest
 from llm.step import chat_request
 
 
+MAX_WORKING_CHARS = 300
+# "working, then the answer": the distractor writer's and the solver's answer; the bound on the working
+# keeps a small model from rambling until it is cut off.
+WORKING_AND_ANSWER = {
+    "type": "object",
+    "properties": {"working": {"type": "string", "maxLength": MAX_WORKING_CHARS}, "answer": {"type": "string"}},
+    "required": ["working", "answer"],
+    "additionalProperties": False,
+}
+
+
 class TemplateStep:
     """Subclasses set ``name`` (the template pair), the sampling defaults and ``json_schema``, and
     implement ``prompt(row)`` (usually one call to :meth:`request`) and ``parse``."""

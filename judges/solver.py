@@ -14,18 +14,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from generators.step import TemplateStep
+from generators.step import WORKING_AND_ANSWER, TemplateStep
 from eedi.answers import numeric_value, same_answer
 from llm.base import ChatRequest
 from llm.parsing import parse_model
-
-JSON_SCHEMA = {
-    "type": "object",
-    "properties": {"working": {"type": "string"}, "answer": {"type": "string"}},
-    "required": ["working", "answer"],
-    "additionalProperties": False,
-}
-
 
 class Solution(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
@@ -49,7 +41,7 @@ class Solver(TemplateStep):
     columns = {"SolverAnswer": "string"}
     temperature = 0.0
     max_tokens = 200
-    json_schema = JSON_SCHEMA
+    json_schema = WORKING_AND_ANSWER
 
     def prompt(self, item: Any) -> ChatRequest:
         row = item.row
