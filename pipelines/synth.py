@@ -284,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
     if args.checks and "solve" in args.checks and args.mode == "distractor":
         parser.error("--checks solve is for --mode question (a distractor row keeps a real question's correct answer)")
-    if args.pick_k > 26:
-        parser.error("--pick-k must be at most 26 (one letter per candidate)")
+    if not 2 <= args.pick_k <= 26:
+        parser.error("--pick-k must be in 2..26 (the target and at least one other, one letter each)")
     if args.pick_threshold is not None and not 0 < args.pick_threshold <= 1:
         parser.error("--pick-threshold must be in (0, 1]")
     if args.engine == "embedded" and args.base_url:
