@@ -152,9 +152,11 @@ class DatasetStore:
         return sorted((self.root / "data").glob(pattern))
 
     def read(self, split: str, columns: list[str] | None = None) -> pa.Table:
-        """The rows of every shard of a split; a column a shard lacks (written before it existed) reads as null."""
-        wanted = columns or list(self.schema.names)
-        tables = [read_shard(f, wanted, self.schema) for f in self.shard_files(split)]
+        """The rows of every shard of a split (``columns``: only those; None: every column of the store's
+        schema and of any shard); a column a shard lacks (written before it existed) reads as null."""
+        files = self.shard_files(split)
+        wanted = columns or list(dict.fromkeys([*self.schema.names, *(n for f in files for n in shard_columns(f))]))
+        tables = [read_shard(f, wanted, self.schema) for f in files]
         if not tables:
             return self.schema.empty_table().select(wanted)
         return pa.concat_tables(tables, promote_options="default")
@@ -246,15 +248,32 @@ def reject_category(stage: str, reason: str) -> str:
     return f"{stage}: {reason.split(':')[0].strip()}"
 
 
+def shard_columns(path: Path) -> list[str]:
+    """The column names of one shard (a damaged file is one line, as in ``read_shard``)."""
+    return _schema_of(path).names
+
+
+def _schema_of(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as e:
+        raise _damaged(path, e) from None
+
+
+def _damaged(path: Path, e: BaseException) -> StoreError:
+    version = path.stem.split("-", 1)[-1].rsplit("-", 1)[0]
+    return StoreError(f"{path}: damaged parquet shard ({str(e).splitlines()[0][:120]}); move it out of data/ and "
+                      f"re-run the synth command that made {version}: its items are remade, their answers replayed "
+                      "from the request cache")
+
+
 def read_shard(path: Path, columns: list[str], schema: pa.Schema = SCHEMA) -> pa.Table:
     """The given columns of one shard; a column it lacks reads as null. A damaged file is one line."""
+    present = set(_schema_of(path).names)
     try:
-        present = set(pq.read_schema(path).names)
         table = pq.read_table(path, columns=[c for c in columns if c in present])
     except (OSError, pa.ArrowException) as e:
-        raise StoreError(f"{path}: damaged parquet shard ({str(e).splitlines()[0][:120]}); move it out of "
-                         f"data/ and re-run the synth command that made {path.stem.split('-', 1)[-1].rsplit('-', 1)[0]}: "
-                         "its items are remade, their answers replayed from the request cache") from None
+        raise _damaged(path, e) from None
     for name in columns:
         if name not in present:
             kind = schema.field(name).type if name in schema.names else pa.string()
