@@ -127,7 +127,8 @@ def write_synthetic_version(store_path, data, spec: FoldSpec | None, n: int):
                 "ConstructName": p.ConstructName, "QuestionText": p.QuestionText + " (variant)",
                 "CorrectAnswerText": p.CorrectAnswerText, "IncorrectAnswerText": p.IncorrectAnswerText,
                 "MisconceptionId": p.MisconceptionId, "Rationale": "", "JudgeScore": 9.0,
-                "Version": writer.version, "ItemKey": f"{p.MisconceptionId}:{i}",
+                "Version": writer.version,
+                "ItemKey": f"{p.MisconceptionId}:{i}:0:test" + (f":hide={spec}" if spec else ""),  # as the factory keys
                 "ShotIds": [rest[0].key], "RealRowsHidden": str(spec) if spec else ""})
         return writer.finish("complete")["id"]
     finally:

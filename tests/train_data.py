@@ -53,7 +53,7 @@ def make_tiny_qwen(folder: Path) -> Path:
 
 def store_row(version: str, i: int, pair, misconceptions: dict[int, str], score: float = 9.0) -> dict:
     return {
-        "QuestionId": f"syn-{version}-{pair.MisconceptionId}-{i}", "ItemKey": f"{pair.MisconceptionId}:{i}:0:test",
+        "QuestionId": f"syn-{version}-{pair.MisconceptionId}-{i}", "ItemKey": f"{pair.MisconceptionId}:{i}:0:test:{version}",  # each version: new items
         "SubjectName": pair.SubjectName, "ConstructName": pair.ConstructName, "QuestionText": pair.QuestionText,
         "CorrectAnswerText": pair.CorrectAnswerText, "IncorrectAnswerText": pair.IncorrectAnswerText,
         "OtherAnswerTexts": list(pair.OtherAnswerTexts), "MisconceptionId": pair.MisconceptionId,
