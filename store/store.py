@@ -155,10 +155,15 @@ class DatasetStore:
         """The rows of every shard of a split (``columns``: only those; None: every column of the store's
         schema and of any shard); a column a shard lacks (written before it existed) reads as null."""
         files = self.shard_files(split)
-        wanted = columns or list(dict.fromkeys([*self.schema.names, *(n for f in files for n in shard_columns(f))]))
-        tables = [read_shard(f, wanted, self.schema) for f in files]
+        types = {f.name: f.type for f in self.schema}  # a column a shard lacks reads as nulls of this type
+        for shard in files:
+            for f in _schema_of(shard):
+                types.setdefault(f.name, f.type)
+        wanted = columns or list(types)
+        schema = pa.schema([(n, types.get(n, pa.string())) for n in wanted])
+        tables = [read_shard(f, wanted, schema) for f in files]
         if not tables:
-            return self.schema.empty_table().select(wanted)
+            return schema.empty_table()
         return pa.concat_tables(tables, promote_options="default")
 
     def stored_keys(self) -> tuple[set[tuple[str, str | None]], set[str]]:
@@ -246,11 +251,6 @@ class DatasetStore:
 def reject_category(stage: str, reason: str) -> str:
     """A short, countable label for a reject: the stage plus the reason up to its first colon."""
     return f"{stage}: {reason.split(':')[0].strip()}"
-
-
-def shard_columns(path: Path) -> list[str]:
-    """The column names of one shard (a damaged file is one line, as in ``read_shard``)."""
-    return _schema_of(path).names
 
 
 def _schema_of(path: Path) -> pa.Schema:

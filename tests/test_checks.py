@@ -116,3 +116,21 @@ def test_training_reads_one_row_per_generated_item():
     rows = [{"ItemKey": "a", "Version": "v1"}, {"ItemKey": "a", "Version": "v2"}, {"ItemKey": "b", "Version": "v1"},
             {"ItemKey": None, "Version": "v0"}]
     assert newest_per_item(rows) == [rows[1], rows[2], rows[3]]
+
+
+def test_a_reader_sees_every_stage_column_typed_whatever_the_shard(tmp_path):
+    store = DatasetStore.open(tmp_path / "s")
+    w = store.new_version({})
+    w.append("train", {"QuestionId": "q1", "ItemKey": "k1", "Version": w.version})
+    w.finish()
+    store.close()
+    store = DatasetStore.open(tmp_path / "s", {"AnswerLength": "int64"})  # a later run with a new check
+    w = store.new_version({})
+    w.append("train", {"QuestionId": "q2", "ItemKey": "k2", "Version": w.version, "AnswerLength": 5})
+    w.finish()
+    store.close()
+    reader = DatasetStore.open(tmp_path / "s")  # knows no stage column
+    table = reader.read("train")
+    reader.close()
+    assert table.schema.field("AnswerLength").type == "int64"
+    assert sorted(table.column("AnswerLength").to_pylist(), key=str) == [5, None]
