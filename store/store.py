@@ -124,7 +124,7 @@ class DatasetStore:
             raise StoreError(f"{root}: exists and is not a folder")
         if root.is_dir() and any(root.iterdir()) and not (root / "versions").is_dir():
             raise StoreError(f"{root}: not empty and not a dataset store (no versions/ folder)")
-        for sub in ("data", "versions", ".journal", ".tmp"):
+        for sub in ("data", "versions", ".journal"):
             (root / sub).mkdir(parents=True, exist_ok=True)
         store = cls(root, schema_with(columns))
         store._lock()
