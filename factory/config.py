@@ -18,6 +18,8 @@ DEFAULT_MODE = "distractor"
 DEFAULT_CHECKS = {"question": ["solve", "round-trip"], "distractor": ["round-trip"]}
 DEFAULT_CONSISTENCY_TOP_K = 100
 RATIONALES = ("working", "teacher")
+EXECUTORS = ("local", "ray")
+DEFAULT_TASK_ITEMS = 8  # --executor ray: items per task (one cluster's items, consecutive in the plan)
 
 
 @dataclass
@@ -55,6 +57,10 @@ class SynthConfig:
     near_duplicate_threshold: float = NEAR_DUPLICATE_THRESHOLD
     cluster: ClusterParams = field(default_factory=ClusterParams)
     flush_every: int = 25  # rows per parquet shard (the journal protects rows in between)
+    executor: str = "local"  # "local": this process; "ray": tasks on Ray workers (factory.ray_executor)
+    ray_address: str | None = None  # None: a local Ray started for the run (or $RAY_ADDRESS)
+    ray_workers: int | None = None  # None: as many as the cluster's resources allow (see ray_executor)
+    task_items: int = DEFAULT_TASK_ITEMS
     progress: bool = True
 
     def effective_checks(self) -> list[str]:

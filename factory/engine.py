@@ -6,6 +6,11 @@ other (prefix-aware scheduling) and a batching engine sees them together.  Every
 persisted in the request cache as it arrives, and finished items are journalled in plan order at the
 end of each batch (see ``store``): a kill loses only computation in flight, and a re-run replays the
 cached answers and ends with the same rows.
+
+The stages up to the last one that needs the whole run's order (``ordered = True``: the near-duplicate
+and repeat checks, last in every mode) work on each item alone; an *executor* runs them: here, batch after
+batch in this process (``--executor local``), or as tasks on Ray workers (``--executor ray``,
+``factory.ray_executor``).  The ordered stages and the commit run here, in plan order, either way.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterator, TextIO
+from collections.abc import Callable
+from typing import Any, Iterator, TextIO
 
 from factory.config import SynthConfig
 from factory.plan import item_key, plan
@@ -65,9 +71,13 @@ class Engine:
         self.checks_key = checks_key(self.stages, self.models)
         llm_stages = [s for s in self.stages if s.role]
         self.prompt_version = " ".join(f"{s.name}:{s.version}" for s in llm_stages)
+        split = len(self.stages)
+        while split and getattr(self.stages[split - 1], "ordered", False):
+            split -= 1
+        self.item_stages, self.ordered_stages = self.stages[:split], self.stages[split:]
 
-    def setup(self) -> None:
-        for stage in self.stages:
+    def setup(self, stages: list | None = None) -> None:
+        for stage in self.stages if stages is None else stages:
             if hasattr(stage, "setup"):
                 stage.setup(self.ctx)
 
@@ -87,9 +97,12 @@ class Engine:
             "CreatedAt": now_iso(),
         }
 
-    def run_batch(self, targets: list[Target], version: str, progress: Progress | None = None) -> list[Item]:
-        items = [Item(t, self.row(t, version)) for t in targets]
-        for stage in self.stages:
+    def start(self, targets: list[Target], version: str) -> list[Item]:
+        return [Item(t, self.row(t, version)) for t in targets]
+
+    def run_stages(self, items: list[Item], stages: list, progress: Progress | None = None) -> None:
+        """Run stages over the items still alive, counting what each stage saw and rejected."""
+        for stage in stages:
             alive = [it for it in items if it.reject is None]
             if alive:
                 stage.run(alive, self.ctx)
@@ -99,6 +112,10 @@ class Engine:
             if progress:
                 progress.refresh()
         self.ctx.end_batch()
+
+    def run_batch(self, targets: list[Target], version: str, progress: Progress | None = None) -> list[Item]:
+        items = self.start(targets, version)
+        self.run_stages(items, self.stages, progress)
         return items
 
     def stage_record(self) -> list[dict]:
@@ -127,6 +144,54 @@ class RunFailed(BackendError):
     """The backend gave up after the run started: the version is closed as failed with its rows kept."""
 
 
+def open_backends(pool: BackendPool, config: SynthConfig, stages: list, models: dict[str, str]) -> dict:
+    """One backend per LLM role the stages use (roles naming one model share it); identities checked."""
+    specs = config.role_models()
+    needs_logprobs = {s.role for s in stages if getattr(s, "logprobs", 0)}
+    roles = sorted({s.role for s in stages if s.role})
+    backends = {role: pool.open(specs[role], logprobs=role in needs_logprobs) for role in roles}
+    for role, backend in backends.items():
+        if str(backend.identity) != models[role]:
+            raise BackendError(f"{role} model: the engine serves {backend.identity}, not {models[role]}")
+    return backends
+
+
+def new_usage(stages: list, models: dict[str, str]) -> dict[str, Usage]:
+    return {s.name: Usage(model=models[s.role]) for s in stages if s.role}
+
+
+@dataclass
+class Shared:
+    """What the stages need of the run's data, in a form that travels to other processes (Ray workers)."""
+
+    names: dict[int, str]  # MisconceptionId -> name
+    ids: list[int]
+    vectors: Any  # misconception-name embeddings, rows of ``ids``
+    real_questions: dict[str, str]  # QuestionId -> text of the visible real rows
+
+    @classmethod
+    def of(cls, world: World) -> "Shared":
+        return cls(world.data.misconceptions, world.ids, world.vectors,
+                   {p.QuestionId: p.QuestionText for p in world.data.train_pairs})
+
+
+def make_context(shared: Shared, embedder, config: SynthConfig, backends: dict, usage: dict[str, Usage],
+                 kept=None) -> Context:
+    ctx = Context(backends=backends, usage=usage, embedder=embedder, names=shared.names, ids=shared.ids,
+                  vectors=shared.vectors,
+                  real_questions=NearDuplicateIndex(embedder, config.near_duplicate_threshold),
+                  kept=kept, max_attempts=config.max_attempts)
+    real = shared.real_questions
+    ctx.real_questions.add_texts(list(real), list(real.values()), cache_tag="real-questions")
+    return ctx
+
+
+def local_items(engine: Engine, todo: list[Target], version: str, progress: Progress) -> Iterator[Item]:
+    """``--executor local``: every stage, batch after batch, in this process."""
+    for batch in batches(todo, engine.config.effective_batch_size()):
+        yield from engine.run_batch(batch, version, progress)
+
+
 def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> dict:
     """Run the factory; returns the version record (or a record with status "nothing to do").
 
@@ -140,10 +205,10 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     stages = stages_for(config)
     store = DatasetStore.open(config.store, all_stage_columns())
     pool = BackendPool(config.backend)
+    executor = None
     try:
-        specs = config.role_models()
-        roles = {s.role for s in stages if s.role}
-        models = {role: str(pool.identify(spec)) for role, spec in specs.items()}
+        identities = {role: pool.identify(spec) for role, spec in config.role_models().items()}
+        models = {role: str(identity) for role, identity in identities.items()}
         done, _ = store.stored_keys()
         key = checks_key(stages, models)
         stored_items = {k for k, _ in done}
@@ -159,24 +224,31 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             err.write(f"note: {rejudged} planned items are in {config.store} with other check settings; they are "
                       "judged again into the new version (generator answers replay from the request cache)\n")
         pool.cache = RequestCache(config.request_cache_path()) if config.request_cache else None
-        needs_logprobs = {s.role for s in stages if getattr(s, "logprobs", 0)}
-        backends = {role: pool.open(specs[role], logprobs=role in needs_logprobs) for role in sorted(roles)}
-        for role, backend in backends.items():
-            if str(backend.identity) != models[role]:
-                raise BackendError(f"{role} model: the engine serves {backend.identity}, not {models[role]}")
-        usage = {s.name: Usage(model=models[s.role]) for s in stages if s.role}
-        ctx = Context(backends=backends, usage=usage, embedder=world.embedder, names=world.data.misconceptions,
-                      ids=world.ids, vectors=world.vectors,
-                      real_questions=NearDuplicateIndex(world.embedder, config.near_duplicate_threshold),
-                      kept=store.read("train", ["QuestionId", "QuestionText", "BaseQuestionId", "IncorrectAnswerText"]),
-                      max_attempts=config.max_attempts)
-        real = {p.QuestionId: p.QuestionText for p in world.data.train_pairs}
-        ctx.real_questions.add_texts(list(real), list(real.values()), cache_tag="real-questions")
-        engine = Engine(config, stages, ctx, models)
+        kept = store.read("train", ["QuestionId", "QuestionText", "BaseQuestionId", "IncorrectAnswerText"])
+        shared = Shared.of(world)
+        if config.executor == "ray":
+            from factory.ray_executor import RayExecutor
+
+            backends = {}  # the workers open them; here only the ordered stages run
+            executor = RayExecutor(config, shared, models, pool.cache, err)
+        else:
+            backends = open_backends(pool, config, stages, models)
+        engine = Engine(config, stages, make_context(shared, world.embedder, config, backends,
+                                                     new_usage(stages, models), kept), models)
         check_templates(stages, todo[0])
-        engine.setup()
-        return _run(config, world, engine, store, todo, len(targets), skipped, out, err)
+        if executor is None:
+            engine.setup()
+            finished = lambda version, progress: local_items(engine, todo, version, progress)  # noqa: E731
+        else:
+            engine.setup(engine.ordered_stages)
+            executor.start(todo)
+            finished = lambda version, progress: executor.items(engine, todo, version, progress)  # noqa: E731
+        used = {role: {"name": i.name, "weights_sha256": i.weights, "backend": i.backend}
+                for role, i in identities.items() if any(s.role == role for s in stages)}
+        return _run(config, world, engine, store, todo, len(targets), skipped, used, finished, executor, out, err)
     finally:
+        if executor is not None:
+            executor.close()
         pool.close()
         store.close()
 
@@ -199,11 +271,10 @@ def check_templates(stages: list, sample: Target) -> None:
 
 
 def _run(config: SynthConfig, world: World, engine: Engine, store: DatasetStore, todo: list[Target], planned: int,
-         skipped: int, out: TextIO, err: TextIO) -> dict:
+         skipped: int, used_models: dict, finished: Callable[[str, Progress], Iterator[Item]], executor, out: TextIO, err: TextIO) -> dict:
     writer = store.new_version({
         "config": config.as_record(),
-        "models": {r: {"name": b.identity.name, "weights_sha256": b.identity.weights, "backend": b.identity.backend}
-                   for r, b in engine.ctx.backends.items()},
+        "models": used_models,
         "prompt_versions": {s.name: s.version for s in engine.stages if getattr(s, "version", None)},
         "checks_key": engine.checks_key,
         "clusters": {"embedder": world.embedder.name, "params": config.cluster.as_dict(),
@@ -216,11 +287,10 @@ def _run(config: SynthConfig, world: World, engine: Engine, store: DatasetStore,
     started = time.perf_counter()
     status = "failed"
     try:
-        for batch in batches(todo, config.effective_batch_size()):
-            for item in engine.run_batch(batch, writer.version, progress):
-                outcome = commit(item, writer)
-                outcomes[outcome] += 1
-                progress.update(outcome)
+        for item in finished(writer.version, progress):
+            outcome = commit(item, writer)
+            outcomes[outcome] += 1
+            progress.update(outcome)
         status = "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -231,6 +301,7 @@ def _run(config: SynthConfig, world: World, engine: Engine, store: DatasetStore,
         progress.close()
         elapsed = time.perf_counter() - started
         record = writer.finish(status, usage={n: u.as_dict() for n, u in usage.items()},
+                               executor=executor.record() if executor is not None else {"name": "local"},
                                usage_by_model=usage_by_model(usage), stages=engine.stage_record(),
                                seconds=round(elapsed, 1),
                                items_per_minute=round(sum(outcomes.values()) / elapsed * 60, 2))
@@ -242,12 +313,7 @@ def usage_by_model(usage: dict[str, Usage]) -> dict[str, dict]:
     """The stages' accounting summed per model."""
     totals: dict[str, Usage] = {}
     for u in usage.values():
-        t = totals.setdefault(u.model, Usage(model=u.model))
-        for name in ("requests", "replayed", "prompt_tokens", "cached_prompt_tokens", "completion_tokens",
-                     "structured", "parsed", "retries", "seconds", "computed_tokens", "wall_seconds"):
-            setattr(t, name, getattr(t, name) + getattr(u, name))
-        for kind, n in u.failures.items():
-            t.failures[kind] = t.failures.get(kind, 0) + n
+        totals.setdefault(u.model, Usage(model=u.model)).merge(u)
     return {m: u.as_dict() for m, u in totals.items()}
 
 

@@ -10,8 +10,9 @@ A **stage** is a small object with
   ``item.row`` and, for an item that fails, ``item.reject = Reject(...)``;
 
 and, optionally, ``version`` (its prompt templates' hash), ``logprobs`` (its role reads token
-log-probabilities), ``settings()`` (thresholds that decide its verdicts) and ``setup(ctx)`` (called once
-before the first batch).  Generators and judges implement it without importing this module; the run is
+log-probabilities), ``settings()`` (thresholds that decide its verdicts), ``setup(ctx)`` (called once
+before the first batch) and ``ordered = True`` (it compares an item with every earlier one of the run, so
+it runs in the committing process, in plan order; only the last stages of a list may be ordered).  Generators and judges implement it without importing this module; the run is
 the list of stages its mode names (``factory.stages``).
 """
 from __future__ import annotations

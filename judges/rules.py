@@ -58,6 +58,7 @@ class NearDuplicates:
     name = "near-duplicate"
     role = None
     columns: dict[str, str] = {}
+    ordered = True  # needs every earlier item of the run: the engine runs it in plan order, in one process
 
     def __init__(self, threshold: float = NEAR_DUPLICATE_THRESHOLD):
         self.threshold = threshold
@@ -88,6 +89,7 @@ class RepeatedDistractors:
     name = "repeat"
     role = None
     columns: dict[str, str] = {}
+    ordered = True  # needs every earlier item of the run: the engine runs it in plan order, in one process
 
     def setup(self, ctx) -> None:
         self.seen: dict[tuple[str, str], str] = {}

@@ -6,7 +6,8 @@ Engines (``BackendOptions.engine``):
   served by llama.cpp's OpenAI-compatible server that we start on 127.0.0.1;
 - ``openai``: an OpenAI-compatible server already running at ``base_url``
   (``vllm serve``, ``python -m llama_cpp.server``, the OpenAI API); the model
-  is the name the server serves (default: the first it lists);
+  is the name the server serves (default: the first it lists); several URLs
+  are a pool of servers of the same model, each batch spread over them;
 - ``vllm``: vLLM in-process; the model is a Hugging Face id or folder.
 
 All three are reached through the same ``Backend`` interface; the embedded
@@ -23,6 +24,7 @@ from llm.base import Backend, BackendError, ModelIdentity
 from llm.cache import CachedBackend, RequestCache
 from llm.models import DEFAULT_PRESET, cache_dir, resolve_model
 from llm.openai_backend import ClientOptions, OpenAIBackend, list_models
+from llm.spread import SpreadBackend
 
 ENGINES = ("embedded", "openai", "vllm")
 
@@ -30,7 +32,7 @@ ENGINES = ("embedded", "openai", "vllm")
 @dataclass
 class BackendOptions:
     engine: str = "embedded"
-    base_url: str | None = None  # the server for engine "openai"
+    base_url: str | tuple[str, ...] | None = None  # the server(s) for engine "openai"; several: a pool
     api_key_env: str = "OPENAI_API_KEY"  # the environment variable holding the API key
     revision: str = ""  # recorded as the weights' identity for servers and vLLM (e.g. a commit hash)
     n_ctx: int = 4096  # context of the embedded server
@@ -42,6 +44,8 @@ class BackendOptions:
     vllm_args: dict[str, Any] = field(default_factory=dict)  # extra vllm.LLM(...) arguments
 
     def __post_init__(self) -> None:
+        if isinstance(self.base_url, (list, tuple)):
+            self.base_url = tuple(self.base_url) if len(self.base_url) > 1 else (self.base_url[0] if self.base_url else None)
         if self.engine not in ENGINES:
             raise BackendError(f"engine {self.engine!r}: expected one of {', '.join(ENGINES)}")
         if self.engine == "openai" and not self.base_url:
@@ -49,6 +53,13 @@ class BackendOptions:
         if self.base_url and self.engine != "openai":
             raise BackendError(f"--base-url is for --engine openai; engine {self.engine!r} does not use a server "
                                "URL (drop --base-url, or use --engine openai)")
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The servers of engine "openai" (one or a pool)."""
+        if not self.base_url:
+            return ()
+        return self.base_url if isinstance(self.base_url, tuple) else (self.base_url,)
 
     def client(self) -> ClientOptions:
         default = 1 if self.engine == "embedded" else 8  # llama-cpp-python's server answers one at a time
@@ -61,7 +72,8 @@ class BackendOptions:
                              extra_body={"repeat_penalty": 1.0} if embedded else None)
 
     def as_record(self) -> dict:
-        return {"engine": self.engine, "base_url": self.base_url, "revision": self.revision, "n_ctx": self.n_ctx,
+        base_url = list(self.base_url) if isinstance(self.base_url, tuple) else self.base_url
+        return {"engine": self.engine, "base_url": base_url, "revision": self.revision, "n_ctx": self.n_ctx,
                 "threads": self.threads,
                 "client": vars(self.client()), "vllm_args": self.vllm_args}
 
@@ -83,9 +95,9 @@ class BackendPool:
             return DEFAULT_PRESET
         if self.options.engine == "openai":
             if self._served is None:
-                self._served = list_models(self.options.base_url, self._api_key())
+                self._served = list_models(self.options.urls[0], self._api_key())
             if not self._served:
-                raise BackendError(f"{self.options.base_url}: the server lists no model; name one with --model")
+                raise BackendError(f"{self.options.urls[0]}: the server lists no model; name one with --model")
             return self._served[0]
         raise BackendError("engine 'vllm' needs a model: --model HF_ID_OR_FOLDER")
 
@@ -115,7 +127,8 @@ class BackendPool:
 
             return VLLMBackend(name, identity, self.options.vllm_args)
         if self.options.engine == "openai":
-            return OpenAIBackend(self.options.base_url, name, identity, self._api_key(), self.options.client())
+            servers = [OpenAIBackend(url, name, identity, self._api_key(), self.options.client()) for url in self.options.urls]
+            return servers[0] if len(servers) == 1 else SpreadBackend(servers)
         from llm.server import LlamaServer
 
         server = LlamaServer(resolve_model(name).path, alias=identity.name, n_ctx=self.options.n_ctx,

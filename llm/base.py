@@ -113,6 +113,14 @@ class Usage:
     def fail(self, kind: str) -> None:
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
+    def merge(self, other: "Usage") -> None:
+        """Add another account of the same kind (another worker's, another stage's of the same model)."""
+        for name in ("requests", "replayed", "prompt_tokens", "cached_prompt_tokens", "completion_tokens",
+                     "structured", "parsed", "retries", "seconds", "computed_tokens", "wall_seconds"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, n in other.failures.items():
+            self.failures[kind] = self.failures.get(kind, 0) + n
+
     def tokens_per_second(self) -> float:
         """Completion tokens per second of the answers the LLM computed (replayed ones excluded)."""
         return self.computed_tokens / self.seconds if self.seconds else 0.0

@@ -46,6 +46,22 @@ _FIELDS = ("text", "prompt_tokens", "completion_tokens", "finish_reason", "secon
            "cached_prompt_tokens", "structured", "top_logprobs")
 
 
+def cache_entry(key: str, model: ModelIdentity, request: ChatRequest, response: ChatResponse) -> tuple[str, str, str, str]:
+    stored = {k: getattr(response, k) for k in _FIELDS}
+    return key, str(model), _dumps(canonical_request(model, request)), _dumps(stored)
+
+
+def decode_response(text: str) -> ChatResponse | None:
+    """A stored answer as a replayed response; an unreadable entry is a miss (the new answer replaces it)."""
+    try:
+        stored = json.loads(text)
+        fields = {k: stored[k] for k in _FIELDS if k in stored}  # answers stored before top_logprobs lack it
+        fields["top_logprobs"] = tuple((str(t), float(lp)) for t, lp in fields.get("top_logprobs", ()))
+        return ChatResponse(**fields, replayed=True)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 class RequestCache:
     """A sqlite file of ``key -> response``; each answer is committed as it arrives."""
 
@@ -63,21 +79,28 @@ class RequestCache:
 
     def get(self, key: str) -> ChatResponse | None:
         row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        try:
-            stored = json.loads(row[0])
-            fields = {k: stored[k] for k in _FIELDS if k in stored}  # answers stored before top_logprobs lack it
-            fields["top_logprobs"] = tuple((str(t), float(lp)) for t, lp in fields.get("top_logprobs", ()))
-            return ChatResponse(**fields, replayed=True)
-        except (ValueError, KeyError, TypeError):
-            return None  # an unreadable entry is a miss; the new answer replaces it
+        return None if row is None else decode_response(row[0])
 
     def put(self, key: str, model: ModelIdentity, request: ChatRequest, response: ChatResponse) -> None:
         """Store an answer (and its request, for audits and benchmarks), committed at once."""
-        stored = {k: getattr(response, k) for k in _FIELDS}
         self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                         (key, str(model), _dumps(canonical_request(model, request)), _dumps(stored), time.time()))
+                         (*cache_entry(key, model, request, response), time.time()))
+
+    def put_entries(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
+        """Store (key, model, request JSON, response JSON) entries, as a ``ReplayCache`` hands them back."""
+        now = time.time()
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                                 [(*entry, now) for entry in entries])
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def answers(self) -> dict[str, str]:
+        """Every stored answer, key -> response JSON: what a ``ReplayCache`` on another process replays."""
+        return dict(self._db.execute("SELECT key, response FROM responses"))
 
     def requests(self) -> list[dict]:
         """Every stored request in the order it was answered (canonical form, as keyed)."""
@@ -88,6 +111,35 @@ class RequestCache:
 
     def close(self) -> None:
         self._db.close()
+
+
+class ReplayCache:
+    """A request cache held in memory, for a worker process that cannot share the run's sqlite file (a Ray
+    worker on another node): it replays the answers shipped to it (``RequestCache.answers``) and keeps the new
+    ones until ``take_new`` hands them to the process that owns the file (``RequestCache.put_entries``)."""
+
+    def __init__(self, answers: dict[str, str] | None = None):
+        self._answers = dict(answers or {})
+        self._new: list[tuple[str, str, str, str]] = []
+
+    def get(self, key: str) -> ChatResponse | None:
+        text = self._answers.get(key)
+        return None if text is None else decode_response(text)
+
+    def put(self, key: str, model: ModelIdentity, request: ChatRequest, response: ChatResponse) -> None:
+        entry = cache_entry(key, model, request, response)
+        self._answers[key] = entry[3]
+        self._new.append(entry)
+
+    def take_new(self) -> list[tuple[str, str, str, str]]:
+        new, self._new = self._new, []
+        return new
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def close(self) -> None:
+        pass
 
 
 class CachedBackend:

@@ -9,6 +9,8 @@ Examples:
 
   python -m pipelines.synth --cluster all --base-url http://127.0.0.1:8000/v1 --concurrency 16
   python -m pipelines.synth --cluster all --engine vllm --model Qwen/Qwen2.5-7B-Instruct
+  python -m pipelines.synth --cluster all --executor ray                          # a local Ray, one worker per 2 CPUs
+  python -m pipelines.synth --cluster all --executor ray --ray-address auto --engine vllm --model M  # a GPU each
 
 Re-running the same command continues a killed run: items already in the
 store (kept or rejected) with the same check settings are skipped, and LLM
@@ -16,7 +18,8 @@ answers already received are replayed from the request cache.  Items stored
 under other check settings (other --checks, judge or solver model, prompt
 templates, thresholds such as --min-score) are judged again into the new
 version; their generator answers replay from the cache, and the earlier
-version keeps its own verdicts.
+version keeps its own verdicts.  With --executor ray the same holds: the
+driver stores each task's answers as it returns and is the only writer.
 """
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
-from factory.config import (DEFAULT_CHECKS, DEFAULT_CONSISTENCY_TOP_K, DEFAULT_MODE, DEFAULT_SHOTS, MODES, RATIONALES,
-                            SynthConfig)
+from factory.config import (DEFAULT_CHECKS, DEFAULT_CONSISTENCY_TOP_K, DEFAULT_MODE, DEFAULT_SHOTS,
+                            DEFAULT_TASK_ITEMS, EXECUTORS, MODES, RATIONALES, SynthConfig)
 from judges import DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
@@ -129,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--engine", choices=ENGINES, default=None,
                      help="embedded (default), openai (a running OpenAI-compatible server; implied by --base-url) "
                           "or vllm (in-process, needs the [gpu] extra)")
-    llm.add_argument("--base-url", metavar="URL",
+    llm.add_argument("--base-url", metavar="URL", action="append",
                      help="an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (vllm serve, "
-                          "python -m llama_cpp.server, https://api.openai.com/v1)")
+                          "python -m llama_cpp.server, https://api.openai.com/v1); repeat for a pool of servers "
+                          "of the same model: each batch is spread over them (on Ray, each worker gets one)")
     llm.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                      help="environment variable holding the API key (default OPENAI_API_KEY)")
     llm.add_argument("--model", metavar="MODEL", help="the model of every role (each can be overridden below)")
@@ -168,6 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--threads", type=positive, metavar="N",
                      help="CPU threads of the embedded server (default: one per core; on a machine busy with "
                           "other work use fewer: llama.cpp slows many times over when cores are oversubscribed)")
+
+    x = p.add_argument_group("executor")
+    x.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local: every stage in this process (default); ray: the item stages as tasks on Ray "
+                        "workers (pip install 'misconception-factory[ray]'), this process committing in plan order")
+    x.add_argument("--ray-address", metavar="ADDR",
+                   help="the Ray cluster to use (e.g. auto, or ray://HOST:10001; default $RAY_ADDRESS, else a local "
+                        "Ray started for the run)")
+    x.add_argument("--ray-workers", type=positive, metavar="N",
+                   help="Ray workers (default: embedded engine, one per --threads CPUs of the cluster, 2 if unset; "
+                        "vllm, one per GPU; openai, one per --base-url)")
+    x.add_argument("--task-items", type=positive, default=DEFAULT_TASK_ITEMS, metavar="N",
+                   help=f"items per Ray task, consecutive items of one cluster (default {DEFAULT_TASK_ITEMS})")
 
     q = p.add_argument_group("generation and checks")
     q.add_argument("--shots", type=int, default=DEFAULT_SHOTS, metavar="N",
@@ -241,7 +258,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         request_cache=not args.no_request_cache,
         request_cache_file=Path(args.request_cache) if args.request_cache else None,
         cluster=ClusterParams(min_cluster_size=args.min_cluster_size, attach_threshold=args.attach_threshold),
-        progress=not args.no_progress)
+        executor=args.executor, ray_address=args.ray_address, ray_workers=args.ray_workers,
+        task_items=args.task_items, progress=not args.no_progress)
     if args.near_duplicate is not None:
         cfg.near_duplicate_threshold = args.near_duplicate
     if args.hide_fold is not None:
@@ -288,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--pick-k must be in 2..26 (the target and at least one other, one letter each)")
     if args.pick_threshold is not None and not 0 < args.pick_threshold <= 1:
         parser.error("--pick-threshold must be in (0, 1]")
+    if (args.ray_address or args.ray_workers) and args.executor != "ray":
+        parser.error("--ray-address and --ray-workers are for --executor ray")
     if args.engine == "embedded" and args.base_url:
         parser.error("--engine embedded starts its own llama.cpp server: drop --base-url, or use --engine openai")
     return run_main(run, args, USER_ERRORS, "interrupted: re-run the same command to continue where it stopped")

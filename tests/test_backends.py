@@ -112,6 +112,24 @@ def test_cached_backend_replays_answered_requests(llama_server, tmp_path):
 
 
 @pytest.mark.llm
+def test_several_base_urls_are_one_pool_each_batch_spread_over_them(llama_server):
+    """--base-url twice: one backend whose batches go to both servers, contiguous runs each, answers in order."""
+    proxies = [FaultProxy(upstream(llama_server)).start() for _ in range(2)]
+    pool = BackendPool(BackendOptions(engine="openai", base_url=[p.base_url for p in proxies]))
+    try:
+        backend = pool.open(None)
+        requests = [dataclasses.replace(TINY, seed=s) for s in range(4)]
+        answers = dict(backend.chat_many(requests))
+    finally:
+        pool.close()
+        for p in proxies:
+            p.stop()
+    assert sorted(answers) == [0, 1, 2, 3] and all(a.text.strip() for a in answers.values())
+    assert [p.forwarded for p in proxies] == [2, 2]
+    assert pool.options.as_record()["base_url"] == [p.base_url for p in proxies]
+
+
+@pytest.mark.llm
 def test_the_pool_starts_and_stops_the_embedded_server():
     pool = BackendPool(BackendOptions(n_ctx=1024))
     backend = pool.open(None)

@@ -3,7 +3,7 @@ import dataclasses
 
 import pytest
 
-from llm import ChatRequest, ChatResponse, ModelIdentity, RequestCache, request_key
+from llm import ChatRequest, ChatResponse, ModelIdentity, ReplayCache, RequestCache, request_key
 
 MODEL = ModelIdentity("Qwen2.5-Coder-0.5B-Instruct-Q4_K_M", "1d9614638d18", "llama.cpp")
 REQUEST = ChatRequest(messages=(("system", "You write questions."), ("user", "One about fractions.")),
@@ -59,3 +59,21 @@ def test_an_unreadable_cache_file_is_a_one_line_error(tmp_path):
     bad.write_bytes(b"this is not a sqlite database" * 100)
     with pytest.raises(BackendError, match="request cache .*requests.sqlite"):
         RequestCache(bad)
+
+
+def test_answers_travel_to_a_replay_cache_and_its_new_ones_come_back(tmp_path):
+    """A Ray worker's cache: it replays the driver's answers and hands back only what it received itself."""
+    driver = RequestCache(tmp_path / "requests.sqlite")
+    first, second = REQUEST, dataclasses.replace(REQUEST, seed=43)
+    driver.put(request_key(MODEL, first), MODEL, first, ChatResponse(text="one", prompt_tokens=5, completion_tokens=1))
+    worker = ReplayCache(driver.answers())
+    hit = worker.get(request_key(MODEL, first))
+    assert hit.replayed and hit.text == "one"
+    assert worker.get(request_key(MODEL, second)) is None
+    worker.put(request_key(MODEL, second), MODEL, second, ChatResponse(text="two", prompt_tokens=5, completion_tokens=1))
+    assert worker.get(request_key(MODEL, second)).text == "two"
+    new = worker.take_new()
+    assert [entry[0] for entry in new] == [request_key(MODEL, second)] and worker.take_new() == []
+    driver.put_entries(new)
+    assert len(driver) == 2 and driver.get(request_key(MODEL, second)).text == "two"
+    assert driver.requests()[1]["sampling"]["seed"] == 43  # the request travels with the answer, for audits
