@@ -77,9 +77,10 @@ def worker_resources(options: BackendOptions, cluster: dict, requested: int | No
     """(workers, CPUs each, GPUs each) for the engine on a cluster with these resources."""
     cpus_total, gpus_total = float(cluster.get("CPU", 1)), float(cluster.get("GPU", 0))
     if options.engine == "vllm":
-        if gpus_total < 1:
-            raise BackendError("--engine vllm on Ray needs GPUs: the cluster has none")
-        return requested or int(gpus_total), 1.0, 1.0
+        gpus = float(options.vllm_args.get("tensor_parallel_size", 1))
+        if gpus_total < gpus:
+            raise BackendError(f"--engine vllm on Ray needs GPUs: the cluster has {gpus_total:g}, an engine {gpus:g}")
+        return requested or int(gpus_total // gpus), 1.0, gpus
     if options.engine == "openai":
         return requested or len(options.urls), 1.0, 0.0
     cpus = float(min(options.threads or EMBEDDED_WORKER_CPUS, max(1, int(cpus_total))))

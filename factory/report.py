@@ -54,6 +54,10 @@ def summary_table(record: dict, usage: dict[str, Usage], store_rows: int) -> str
         lines.append("  rejects by reason:")
         width = max(map(len, reasons))
         lines += [f"    {r:<{width}}  {n}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])]
+    executor = record.get("executor") or {}
+    if executor.get("name") == "ray":
+        lines.append(f"  executor ray ({executor['address']}): {executor['workers']} workers, {executor['tasks']} tasks, "
+                     f"{executor['worker_restarts']} worker restarts seen, {executor['task_seconds']:.0f} s of task time")
     stages = record.get("stages") or []
     if stages:
         lines.append("  " + "  ".join(f"{st['name']} {st['passed']}/{st['in']}" for st in stages)

@@ -167,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not record or replay LLM answers (a killed run then recomputes its batch in flight)")
     llm.add_argument("--vllm-gpu-memory", type=float, default=0.85, metavar="F",
                      help="vLLM gpu_memory_utilization (default 0.85)")
+    llm.add_argument("--vllm-tensor-parallel", type=positive, default=1, metavar="N",
+                     help="vLLM tensor_parallel_size: GPUs per engine (on Ray, each worker then holds N GPUs) "
+                          "(default 1)")
     llm.add_argument("--n-ctx", type=positive, default=4096, metavar="N",
                      help="context length of the embedded server in tokens (default 4096)")
     llm.add_argument("--threads", type=positive, metavar="N",
@@ -243,7 +246,9 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         engine=args.engine or ("openai" if args.base_url else "embedded"), base_url=args.base_url,
         api_key_env=args.api_key_env, revision=args.model_revision, n_ctx=args.n_ctx, threads=args.threads,
         concurrency=args.concurrency, timeout=args.request_timeout, max_retries=args.max_retries,
-        structured=args.structured_output, vllm_args={"gpu_memory_utilization": args.vllm_gpu_memory})
+        structured=args.structured_output,
+        vllm_args={"gpu_memory_utilization": args.vllm_gpu_memory,
+                   **({"tensor_parallel_size": args.vllm_tensor_parallel} if args.vllm_tensor_parallel > 1 else {})})
     cfg = SynthConfig(
         data_dir=resolve_data_dir(args.data_dir), store=Path(args.store), clusters=clusters,
         misconceptions=misconceptions, mode=args.mode, checks=args.checks, rationale=args.rationale,

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -40,6 +39,8 @@ def test_workers_follow_the_engine_and_the_cluster():
     assert worker_resources(BackendOptions(), cluster, None) == (8, 2.0, 0.0)  # embedded: a 2-thread server each
     assert worker_resources(BackendOptions(threads=4), cluster, None) == (4, 4.0, 0.0)
     assert worker_resources(BackendOptions(engine="vllm"), cluster, None) == (4, 1.0, 1.0)  # one engine per GPU
+    tp2 = BackendOptions(engine="vllm", vllm_args={"tensor_parallel_size": 2})
+    assert worker_resources(tp2, cluster, None) == (2, 1.0, 2.0)
     pool = BackendOptions(engine="openai", base_url=["http://a/v1", "http://b/v1"])
     assert worker_resources(pool, cluster, None) == (2, 1.0, 0.0)  # one worker per server
     assert worker_resources(BackendOptions(), {"CPU": 1.0}, None) == (1, 1.0, 0.0)
@@ -136,11 +137,3 @@ def test_ray_run_survives_killed_driver_and_worker_and_makes_the_local_rows(tmp_
     record = json.loads((store / "versions" / f"{last['id']}.json").read_text())
     assert record["executor"]["cluster"]["CPU"] == 2.0
 
-
-def test_a_bad_ray_address_is_one_line(tmp_path, data_dir):
-    result = subprocess.run([sys.executable, "-m", "pipelines.synth", "--cluster", "all", "--limit", "1",
-                             "--store", str(tmp_path / "s"), "--data-dir", str(data_dir), "--executor", "ray",
-                             "--ray-address", "127.0.0.1:1"], cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert "--ray-address 127.0.0.1:1" in result.stderr.strip().splitlines()[-1]

@@ -47,6 +47,9 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
     (["--cluster", "all", "--mode", "distractor", "--checks", "solve"], "--checks solve is for --mode question"),
     (["--cluster", "all", "--checks", "pick,vibes"], "unknown check 'vibes'"),
     (["--cluster", "all", "--model", "gpt-17"], "error: model 'gpt-17'"),
+    (["--cluster", "all", "--ray-workers", "2"], "--ray-address and --ray-workers are for --executor ray"),
+    (["--cluster", "all", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
+     "error: --ray-address 127.0.0.1:1: cannot connect to Ray"),
 ])
 def test_bad_choices_are_one_line_errors(tmp_path, data_dir, args, message):
     result = synth(data_dir, tmp_path / "s", *args, timeout=300)
