@@ -3,8 +3,10 @@
 - **Retriever**: a sentence-transformers folder (``pipelines.train``'s ``retriever/``, or the
   embedded all-MiniLM-L6-v2 zero-shot).  The misconception names are encoded once per
   retriever and cached (``<cache>/index/``), keyed by the retriever's files and the names.
-- **Reranker** (optional): an LLM scoring the retriever's top ``top_n`` one candidate at a time
-  (``rankers.reranker``): a trained adapter folder, or a base model zero-shot.  The reranked
+- **Reranker** (optional): an LLM scoring the retriever's top ``top_n``: pointwise, one candidate
+  per forward pass (``rankers.reranker``), or listwise, K lettered candidates per pass
+  (``rankers.listwise``); a trained adapter folder or a base model zero-shot in this process, or
+  (listwise) any served model through ``llm.Backend`` (``ServedReranker``).  The reranked
   candidates come first, in the reranker's order; the rest keep the retriever's order.
 - **Unseen boost**: ranking by p(m) ∝ exp(score / T), the probability of every misconception
   with no real training row is multiplied by ``boost``, i.e. T·ln(boost) is added to its score
@@ -92,26 +94,48 @@ class Retriever:
         return self.index.search(queries, k, bonus=bonus)
 
 
-class Reranker:
-    """Scores (row, misconception) with an LLM: a trained adapter folder, or a base model zero-shot."""
+KINDS = ("pointwise", "listwise")
 
-    def __init__(self, spec: str | Path, max_tokens: int = 192):
-        from rankers.reranker import PromptBuilder, answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
+
+class Reranker:
+    """Scores (row, misconception) with an LLM in this process: a trained adapter folder, or a base model
+    zero-shot; ``kind`` pointwise (Yes/No per candidate) or listwise (lettered candidates per prompt).
+    A trained folder's kind is its card's; asking for the other kind is a ModelError."""
+
+    def __init__(self, spec: str | Path, max_tokens: int = 192, kind: str | None = None, windows=None):
+        from rankers.card import read_card
+        from rankers.reranker import answer_ids, load_model, load_reranker, load_tokenizer, resolve_base
 
         folder = Path(spec)
         if has_card(folder):
+            trained_kind = read_card(folder).get("kind", "pointwise")
+            if kind is not None and kind != trained_kind:
+                raise ModelError(f"{folder}: a {trained_kind} reranker; it cannot rerank {kind} "
+                                 f"(use --reranker-kind {trained_kind})")
+            kind = trained_kind
             self.model, self.tokenizer = load_reranker(folder)
-            self.name, self.trained = f"{folder} (trained)", True
+            self.name, self.trained = f"{folder} (trained, {kind})", True
         elif folder.is_dir() and (folder / "adapter_config.json").is_file():
             raise ModelError(f"{folder}: a LoRA adapter without its training card; cannot tell its base model")
         else:
+            kind = kind or "pointwise"
             base = resolve_base(str(spec))
             self.tokenizer = load_tokenizer(base)
             self.model, _ = load_model(base, quantize_4bit=False)
-            self.name, self.trained = f"{base.name} (zero-shot)", False
+            self.name, self.trained = f"{base.name} (zero-shot, {kind})", False
+        if kind not in KINDS:
+            raise ModelError(f"reranker kind {kind!r}: expected one of {', '.join(KINDS)}")
+        self.kind = kind
         self.model.eval()
-        self.yes, self.no = answer_ids(self.tokenizer)
-        self.build = PromptBuilder(self.tokenizer, max_tokens, with_rationale=False)
+        if kind == "listwise":
+            from rankers.listwise import ModelScorer, Windows
+
+            self.scorer = ModelScorer(self.model, self.tokenizer, windows or Windows())
+        else:
+            from rankers.reranker import PromptBuilder
+
+            self.yes, self.no = answer_ids(self.tokenizer)
+            self.build = PromptBuilder(self.tokenizer, max_tokens, with_rationale=False)
 
     def score(self, row: Any, names: Sequence[str]) -> list[float]:
         import torch
@@ -120,9 +144,43 @@ class Reranker:
 
         if not names:
             return []
+        if self.kind == "listwise":
+            return self.scorer.score(row, names)
         with torch.no_grad():
             return score(self.model, [self.build(row, n) for n in names], self.tokenizer.pad_token_id,
                          self.yes, self.no).tolist()
+
+    def close(self) -> None:
+        pass
+
+
+class ServedReranker:
+    """Listwise reranking through any OpenAI-compatible server (``llm.Backend``): the served model zero-shot,
+    with the backend's retries, its request cache (``cache``: a sqlite file) and its accounting (``usage``)."""
+
+    kind, trained = "listwise", False
+
+    def __init__(self, base_url: str, model: str | None = None, windows=None, cache: Path | None = None,
+                 api_key_env: str = "OPENAI_API_KEY"):
+        from llm import BackendOptions, BackendPool, RequestCache, Usage
+        from rankers.listwise import BackendScorer, Windows
+
+        self.pool = BackendPool(BackendOptions(engine="openai", base_url=base_url, api_key_env=api_key_env),
+                                cache=RequestCache(cache) if cache is not None else None)
+        try:
+            backend = self.pool.open(model, logprobs=True)
+            self.usage = Usage(model=str(backend.identity))
+            self.scorer = BackendScorer(backend, windows or Windows(), self.usage)
+        except BaseException:
+            self.pool.close()
+            raise
+        self.name = f"{backend.identity.name} served at {base_url} (zero-shot, listwise)"
+
+    def score(self, row: Any, names: Sequence[str]) -> list[float]:
+        return self.scorer.score(row, names)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 def boosted(ids: Sequence[int], scores: Sequence[float], unseen: set[int], boost: float,

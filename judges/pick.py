@@ -14,36 +14,14 @@ least ``min_probability``. ``PickProbability`` and ``PickRank`` (1 = the judge's
 """
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
 from generators.step import TemplateStep
 from llm.base import ChatRequest, ChatResponse
-from llm.parsing import ParseError
+from llm.parsing import LETTERS, ParseError, letter_probabilities  # noqa: F401 - re-exported
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 TOP_LOGPROBS = 20  # the OpenAI API's maximum
-
-
-def letter_probabilities(response: ChatResponse, k: int) -> list[float]:
-    """P(letter) for the first k letters from the first token's top logprobs (else the written letter)."""
-    letters = LETTERS[:k]
-    best: dict[str, float] = {}
-    for token, logprob in response.top_logprobs:
-        t = token.strip().strip(".):").upper()
-        if len(t) == 1 and t in letters:
-            best[t] = max(best.get(t, -math.inf), logprob)
-    if best:
-        top = max(best.values())
-        weights = [math.exp(best[x] - top) if x in best else 0.0 for x in letters]
-    else:
-        written = response.text.strip().strip(".):").upper()[:1]
-        if written not in letters or not written:
-            raise ParseError(f"no candidate letter in the answer: {response.text[:40]!r}")
-        weights = [1.0 if x == written else 0.0 for x in letters]
-    total = sum(weights)
-    return [w / total for w in weights]
 
 
 class PickMisconception(TemplateStep):

@@ -3,6 +3,7 @@ one-line reason when it does not fit (:class:`ParseError`). Generators and judge
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from pydantic import ValidationError
@@ -52,3 +53,27 @@ def parse_model(model, text: str):
         return model.model_validate(parse_json_object(text))
     except ValidationError as e:
         raise ParseError(validation_reason(e)) from None
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def letter_probabilities(response, k: int) -> list[float]:
+    """P(letter) for the first k letters, from the first answer token's ``top_logprobs`` renormalised over
+    them (letters absent from the top list get 0), else 1 for the letter the answer wrote (ParseError if none)."""
+    letters = LETTERS[:k]
+    best: dict[str, float] = {}
+    for token, logprob in response.top_logprobs:
+        t = token.strip().strip(".):").upper()
+        if len(t) == 1 and t in letters:
+            best[t] = max(best.get(t, -math.inf), logprob)
+    if best:
+        top = max(best.values())
+        weights = [math.exp(best[x] - top) if x in best else 0.0 for x in letters]
+    else:
+        written = response.text.strip().strip(".):").upper()[:1]
+        if written not in letters or not written:
+            raise ParseError(f"no candidate letter in the answer: {response.text[:40]!r}")
+        weights = [1.0 if x == written else 0.0 for x in letters]
+    total = sum(weights)
+    return [w / total for w in weights]

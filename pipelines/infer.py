@@ -5,6 +5,9 @@ Examples:
   python -m pipelines.infer --data-dir data/eedi --questions q.csv --retriever models/run1/retriever \\
       --reranker models/run1/reranker --unseen-boost 2 --out submission.csv
   python -m pipelines.infer --data-dir data/eedi --questions q.csv --reranker none --out submission.csv
+  python -m pipelines.infer --data-dir data/eedi --questions q.csv --reranker-kind listwise --out submission.csv
+  python -m pipelines.infer --data-dir data/eedi --questions q.csv --reranker-base-url http://127.0.0.1:8080/v1 \\
+      --out submission.csv       # listwise, zero-shot, through any OpenAI-compatible server with logprobs
 
 The questions CSV is in the competition's wide format (test.csv): one row per question,
 AnswerAText..AnswerDText, CorrectAnswer; other columns (labels, ids) are ignored.  The
@@ -14,6 +17,13 @@ best MisconceptionIds, best first, separated by spaces.
 Models: --retriever and --reranker default to the newest run under --models (folders
 written by python -m pipelines.train, newest by their training card), else the embedded
 models zero-shot (all-MiniLM-L6-v2; Qwen2.5-Coder-0.5B-Instruct as reranker).
+
+Rerankers: pointwise scores one candidate per forward pass (Yes/No); listwise shows
+--rerank-window lettered candidates per prompt and reads every letter's probability from
+one pass, each window also in reversed order unless --rerank-orders forward.  A served
+model (--reranker-base-url; llama.cpp's server needs --logits_all true for logprobs)
+reranks listwise through the same client as the factory: retries, a request cache
+(--request-cache) and token accounting.
 """
 from __future__ import annotations
 
@@ -24,11 +34,12 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
+from llm import BackendError
 from rankers import ModelError
 from pipelines.args import count, positive, run_main
 from prompts import TemplateError
 
-USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError)
+USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError, BackendError)
 DEFAULT_BOOST = 1.0  # see README, "Evaluation": the measured effect of --unseen-boost
 ZERO_SHOT_RERANKER = "qwen2.5-coder-0.5b"
 
@@ -59,6 +70,23 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: the newest trained, else {ZERO_SHOT_RERANKER} zero-shot)")
     p.add_argument("--rerank-top", type=count, default=8, metavar="N",
                    help="the retriever's top N are reranked (default 8; 0: no reranking)")
+    p.add_argument("--reranker-kind", choices=("pointwise", "listwise"),
+                   help="pointwise: one candidate per forward pass; listwise: lettered candidates per pass "
+                        "(default: a trained reranker's own kind; pointwise for a base model; listwise with "
+                        "--reranker-base-url)")
+    p.add_argument("--reranker-base-url", metavar="URL",
+                   help="rerank listwise through this OpenAI-compatible server (zero-shot, the served model)")
+    p.add_argument("--reranker-model", metavar="NAME",
+                   help="with --reranker-base-url: the served model (default: the first the server lists)")
+    p.add_argument("--request-cache", metavar="FILE",
+                   help="with --reranker-base-url: sqlite file of the server's answers, replayed on re-runs "
+                        "(default <cache>/requests/rerank.sqlite)")
+    p.add_argument("--rerank-window", type=positive, default=8, metavar="K",
+                   help="listwise: candidates per prompt, lettered A.. (default 8; at most 26, 20 when served)")
+    p.add_argument("--rerank-stride", type=positive, metavar="S",
+                   help="listwise: step between windows when more than K are reranked (default K)")
+    p.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
+                   help="listwise: each window also in reversed order, scores averaged (default both)")
     p.add_argument("--unseen-boost", type=_boost, default=DEFAULT_BOOST, metavar="B",
                    help="multiply the probability of misconceptions with no row in train.csv by B "
                         f"(default {DEFAULT_BOOST:g}: see README, Evaluation)")
@@ -90,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from eedi import load_eedi, load_questions
-    from inference import Reranker, Retriever, rank_rows
+    from inference import Reranker, Retriever, ServedReranker, rank_rows
+    from rankers.listwise import Windows
     from llm import cache_dir
     from store.files import open_atomic
 
@@ -105,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{questions}: no questions")
     models = Path(args.models)
     retriever_dir = Path(args.retriever) if args.retriever else newest_run(models, "retriever")
-    if args.reranker == "none" or args.rerank_top == 0:
+    if args.reranker_base_url or args.reranker == "none" or args.rerank_top == 0:
         reranker_spec = None
     else:
         reranker_spec = args.reranker or newest_run(models, "reranker") or ZERO_SHOT_RERANKER
@@ -114,11 +143,19 @@ def run(args: argparse.Namespace) -> int:
     retriever = Retriever(retriever_dir, data.misconceptions, cache=cache_dir())
     print(f"retriever: {retriever.path}{'' if retriever_dir else ' (embedded, zero-shot)'}; misconception "
           f"embeddings {'from the cache' if retriever.cached else 'computed and cached'}", flush=True)
-    reranker = Reranker(reranker_spec) if reranker_spec else None
+    windows = Windows(args.rerank_window, args.rerank_stride, reverse=args.rerank_orders == "both")
+    if args.reranker_base_url and args.rerank_top:
+        reranker = ServedReranker(args.reranker_base_url, args.reranker_model, windows,
+                                  cache=Path(args.request_cache) if args.request_cache
+                                  else cache_dir() / "requests" / "rerank.sqlite")
+    else:
+        reranker = Reranker(reranker_spec, kind=args.reranker_kind, windows=windows) if reranker_spec else None
     if reranker:
         print(f"reranker: {reranker.name}, top {args.rerank_top} reranked"
-              + ("; untrained, it lowered MAP@25 in README's evaluation (--reranker none skips it)"
-                 if not reranker.trained else ""), flush=True)
+              + (f" in windows of {windows.size}{', both orders' if windows.reverse else ''}"
+                 if reranker.kind == "listwise" else "")
+              + ("; untrained pointwise, it lowered MAP@25 in README's evaluation (--reranker none skips it)"
+                 if not reranker.trained and reranker.kind == "pointwise" else ""), flush=True)
     unseen = {m for m, n in data.real_row_counts().items() if n == 0}
     if args.unseen_boost != 1.0:
         print(f"unseen boost: x{args.unseen_boost:g} for {len(unseen):,} misconceptions with no row in train.csv",
@@ -138,13 +175,27 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
     finally:
         bar.close()
+        if reranker:
+            reranker.close()
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(pairs):,} rows in {seconds:.0f} s ({len(pairs) / seconds:.1f} pairs/s overall)")
+    usage = getattr(reranker, "usage", None)
+    if usage is not None:
+        print(f"reranker requests: {usage.requests} ({usage.replayed} from the cache), {usage.prompt_tokens:,} prompt "
+              f"tokens, {usage.retries} retries, {usage.seconds:.0f} s; {reranker.scorer.unreadable} answers without a "
+              "letter")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.reranker_base_url and args.reranker not in (None, "none"):
+        parser.error("--reranker-base-url reranks with the served model: drop --reranker")
+    if args.reranker_base_url and args.reranker_kind == "pointwise":
+        parser.error("--reranker-base-url reranks listwise (letters' logprobs): drop --reranker-kind pointwise")
+    if (args.reranker_model or args.request_cache) and not args.reranker_base_url:
+        parser.error("--reranker-model and --request-cache are for a served reranker: they need --reranker-base-url")
     return run_main(run, args, USER_ERRORS, "interrupted: no submission written")
 
 

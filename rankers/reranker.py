@@ -152,8 +152,8 @@ class PromptBuilder:
         return ids
 
 
-def score(model, inputs: list[list[int]], pad_id: int, yes: int, no: int):
-    """logit(Yes) - logit(No) at the last position of each prompt (left-padded batch)."""
+def last_logits(model, inputs: list[list[int]], pad_id: int):
+    """The logits at the last position of each prompt (a left-padded batch), float32, one row per prompt."""
     import torch
 
     width = max(len(x) for x in inputs)
@@ -166,7 +166,12 @@ def score(model, inputs: list[list[int]], pad_id: int, yes: int, no: int):
     dev = next(model.parameters()).device
     out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
                 logits_to_keep=1)
-    last = out.logits[:, -1, :].float()
+    return out.logits[:, -1, :].float()
+
+
+def score(model, inputs: list[list[int]], pad_id: int, yes: int, no: int):
+    """logit(Yes) - logit(No) at the last position of each prompt (left-padded batch)."""
+    last = last_logits(model, inputs, pad_id)
     return last[:, yes] - last[:, no]
 
 

@@ -103,14 +103,46 @@ def test_newest_trained_run_is_the_default(tmp_path):
 
 
 @pytest.mark.llm
-def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir):
+@pytest.mark.parametrize("kind, line", [
+    ("pointwise", "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot, pointwise), top 4 reranked"),
+    ("listwise", "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot, listwise), top 4 reranked in windows of 4, both orders"),
+])
+def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir, kind, line):
     out = tmp_path / "submission.csv"
     r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
-                "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "4", "--no-progress")
+                "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "4", "--no-progress",
+                "--reranker-kind", kind, "--rerank-window", "4")
     assert r.returncode == 0, r.stderr
-    assert "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot), top 4 reranked" in r.stdout
+    assert line in r.stdout
     data = load_eedi(data_dir)
     assert_valid(read_submission(out), load_questions(data_dir / "test.csv"), data.misconceptions)
+
+
+@pytest.mark.llm
+def test_infer_reranks_listwise_through_a_server_started_by_hand(tmp_path, data_dir):
+    """llama.cpp's server as a user starts it (logits kept for logprobs); the served model reranks zero-shot."""
+    from llm import DEFAULT_PRESET, resolve_model
+    from llm.server import LlamaServer
+
+    out = tmp_path / "submission.csv"
+    server = LlamaServer(resolve_model(DEFAULT_PRESET).path, alias="served-qwen", n_ctx=2048, log_dir=tmp_path,
+                         logits_all=True)
+    with server:
+        r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
+                    "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "6", "--no-progress",
+                    "--reranker-base-url", server.base_url, "--rerank-window", "4", "--rerank-stride", "2",
+                    "--request-cache", str(tmp_path / "rerank.sqlite"))
+    assert r.returncode == 0, r.stderr
+    assert "served-qwen served at" in r.stdout and "top 6 reranked in windows of 4, both orders" in r.stdout
+    pairs = load_questions(data_dir / "test.csv")
+    # 6 candidates in windows of 4, stride 2: windows at 0 and 2, each in both orders
+    assert f"reranker requests: {4 * len(pairs)} (0 from the cache)" in r.stdout
+    assert "0 answers without a letter" in r.stdout
+    assert_valid(read_submission(out), pairs, load_eedi(data_dir).misconceptions)
+    bad = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
+                  "--out", str(out), "--reranker-base-url", "http://127.0.0.1:9/v1")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "127.0.0.1:9/v1: cannot connect" in bad.stderr.strip().splitlines()[-1]
 
 
 def write_synthetic_version(store_path, data, spec: FoldSpec | None, n: int):

@@ -180,3 +180,46 @@ def test_condition_variants_report_seen_and_unseen_pairs(data, retriever):
     assert m["all"]["pairs"] == 60 == m["seen"]["pairs"] + m["unseen"]["pairs"]
     assert 0 <= m["all"]["map@25"] <= m["all"]["recall@25"] <= m["all"]["recall@100"] <= 1
     assert len(variants["retriever|1"]["ap"]) == 60
+
+
+def test_listwise_windows_cover_every_candidate_in_both_orders():
+    from rankers.listwise import Windows, combine
+
+    assert Windows(4, reverse=False).plan(8) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert Windows(4, 2).plan(6) == [[0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 4, 5], [5, 4, 3, 2]]
+    assert Windows(4, 3, reverse=False).plan(6) == [[0, 1, 2, 3], [2, 3, 4, 5]]  # the last window ends at the last
+    assert Windows(8).plan(3) == [[0, 1, 2], [2, 1, 0]]  # fewer candidates than the window
+    scores = combine(3, [[0, 1], [1, 2]], [[-1.0, -3.0], [-1.0, -2.0]])
+    assert scores == [-1.0, -2.0, -2.0]  # candidate 1: the mean over both prompts it is in
+    from rankers import ModelError
+    with pytest.raises(ModelError, match="window"):
+        Windows(27)
+
+
+def test_a_served_listwise_answer_becomes_scores_of_the_candidates_it_lists():
+    """BackendScorer over a backend that answers with top logprobs (as an OpenAI-compatible server does)."""
+    from llm.base import ChatResponse
+    from rankers.listwise import FLOOR_LOGPROB, BackendScorer, Windows
+
+    class Server:  # the Backend interface: answers (index, response); the letters' logprobs favour B
+        identity = None
+
+        def __init__(self):
+            self.requests = []
+
+        def chat_many(self, requests):
+            self.requests += requests
+            for i, r in enumerate(requests):
+                shown = [line[:1] for line in r.messages[1][1].splitlines() if line[1:3] == ". "]
+                yield i, ChatResponse("B", 100, 1, top_logprobs=(("B", -0.1), ("A", -2.5), ("Z", -0.5)))
+                assert shown == ["A", "B", "C"]
+
+    server = Server()
+    scorer = BackendScorer(server, Windows(3))
+    row = {"QuestionText": "2 + 3 x 4", "CorrectAnswerText": "14", "IncorrectAnswerText": "20",
+           "SubjectName": "BIDMAS", "ConstructName": "order of operations"}
+    scores = scorer.score(row, ["adds first", "multiplies first", "ignores brackets"])
+    assert len(server.requests) == 2 and all(r.max_tokens == 1 and r.logprobs == 3 for r in server.requests)
+    # forward: A=adds, B=multiplies, C=ignores; reversed: A=ignores, B=multiplies, C=adds
+    assert scores[1] > scores[0] and scores[1] > scores[2]
+    assert math.isclose(scores[0], scores[2]) and scores[0] > FLOOR_LOGPROB  # each once as A, once as C (floor)
