@@ -59,6 +59,9 @@ class EvalConfig:
     mix: MixRule = field(default_factory=lambda: MixRule(per_misconception=4, ratio=math.inf))
     repeats: list[int | None] = field(default_factory=lambda: [None])  # per version, a condition per mix.repeat
     reranker: str | None = "qwen2.5-coder-0.5b"  # None: no reranked variants
+    reranker_kind: str = "pointwise"  # or "listwise" (rankers.listwise)
+    rerank_window: int = 8  # listwise: candidates per prompt
+    rerank_orders: str = "both"  # listwise: "both" (each window also reversed) or "forward"
     top_n: int = 8
     rerank_pairs: int | None = 64  # validation pairs per fold reranked (None: all)
     boosts: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
@@ -78,8 +81,19 @@ class EvalConfig:
 
     def fingerprint(self, condition: str, rule: MixRule | None = None, rows: str = "") -> str:
         """What one condition's result depends on: its retriever and how it is scored."""
-        return _digest({"retriever": self.training_fingerprint(condition, rule, rows), "reranker": self.reranker,
+        return _digest({"retriever": self.training_fingerprint(condition, rule, rows), "reranker": self.reranker_spec(),
                         "top_n": self.top_n, "rerank_pairs": self.rerank_pairs, "boosts": self.boosts, "k": self.k})
+
+    def reranker_spec(self):
+        if self.reranker is None or self.reranker_kind == "pointwise":
+            return self.reranker  # as before listwise existed: earlier results stay reusable
+        return [self.reranker, self.reranker_kind, self.rerank_window, self.rerank_orders]
+
+    def make_reranker(self) -> Reranker:
+        from rankers.listwise import Windows
+
+        return Reranker(self.reranker, kind=self.reranker_kind,
+                        windows=Windows(self.rerank_window, reverse=self.rerank_orders == "both"))
 
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
@@ -143,12 +157,18 @@ def score_rankings(rankings: dict[str, list[int]], truths: dict[str, int], unsee
 
 
 class ScoreCache:
-    """Reranker scores by (pair key, misconception id): a zero-shot reranker scores a pair once for every condition."""
+    """Reranker scores by (pair key, misconception id): a zero-shot reranker scores a pair once for every condition
+    (listwise: by pair and the list of candidates shown, since a letter's probability depends on the others)."""
 
     def __init__(self, reranker: Reranker, misconceptions: dict[int, str]):
         self.reranker, self.misconceptions, self.scores = reranker, misconceptions, {}
 
     def __call__(self, pair: Pair, ids: list[int]) -> dict[int, float]:
+        if getattr(self.reranker, "kind", "pointwise") == "listwise":  # a score depends on the whole list shown
+            key = (pair.key, tuple(ids))
+            if key not in self.scores:
+                self.scores[key] = dict(zip(ids, self.reranker.score(pair, [self.misconceptions[m] for m in ids])))
+            return self.scores[key]
         todo = [m for m in ids if (pair.key, m) not in self.scores]
         for m, s in zip(todo, self.reranker.score(pair, [self.misconceptions[m] for m in todo])):
             self.scores[(pair.key, m)] = s
@@ -268,8 +288,8 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
             retriever = Retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
             if config.reranker and scores is None:
                 if reranker is None:
-                    log(f"reranker: loading {config.reranker}")
-                    reranker = Reranker(config.reranker)
+                    log(f"reranker: loading {config.reranker} ({config.reranker_kind})")
+                    reranker = config.make_reranker()
                 scores = ScoreCache(reranker, misconceptions)
             variants = evaluate_condition(retriever, fold.val, rerank_sample, unseen_ids, config, scores)
             covered = {e.misconception_id for e in examples or [] if e.source != "real"}

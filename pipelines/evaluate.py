@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--reranker", default="qwen2.5-coder-0.5b", metavar="MODEL|none",
                     help="the reranker's base model, zero-shot (trained rerankers saw other folds' rows), "
                          "or none (default qwen2.5-coder-0.5b)")
+    rr.add_argument("--reranker-kind", choices=("pointwise", "listwise"), default="pointwise",
+                    help="pointwise: one candidate per forward pass; listwise: --rerank-window lettered candidates "
+                         "per pass (default pointwise)")
+    rr.add_argument("--rerank-window", type=positive, default=8, metavar="K",
+                    help="listwise: candidates per prompt (default 8)")
+    rr.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
+                    help="listwise: each window also in reversed order, scores averaged (default both)")
     rr.add_argument("--rerank-top", type=positive, default=8, metavar="N", help="candidates reranked (default 8)")
     rr.add_argument("--rerank-pairs", type=count, default=64, metavar="N",
                     help="validation pairs per fold that are reranked, a seeded sample (0: all; default 64: "
@@ -152,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
         retriever=RetrieverConfig(max_steps=args.max_steps or None, batch_size=args.batch_size,
                                   hard_negatives=args.hard_negatives, lr=args.lr, seed=args.seed),
         mix=MixRule(args.synth_per_misconception, math.inf, args.seed), repeats=args.synth_repeat,
-        reranker=None if args.reranker == "none" else args.reranker, top_n=args.rerank_top,
+        reranker=None if args.reranker == "none" else args.reranker, reranker_kind=args.reranker_kind,
+        rerank_window=args.rerank_window, rerank_orders=args.rerank_orders, top_n=args.rerank_top,
         rerank_pairs=args.rerank_pairs or None, boosts=args.unseen_boost)
     report = Path(args.report)
     print(f"evaluate: {len(data.train_pairs):,} real pairs, {args.folds} folds ({', '.join(schemes)}, seed "
@@ -168,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
     cluster_of_mid = {m: c for c, members in clustering.members.items() for m in members}
     cluster_of = {p.key: cluster_of_mid[p.MisconceptionId] for p in data.train_pairs}
     steps = "one epoch" if not args.max_steps else f"{args.max_steps} steps"
-    reranker = (f"Reranker: {config.reranker} zero-shot on the top {args.rerank_top}, for "
+    reranker = (f"Reranker: {config.reranker} zero-shot ({config.reranker_kind}"
+                + (f", windows of {args.rerank_window}, orders {args.rerank_orders}" if args.reranker_kind == "listwise" else "")
+                + f") on the top {args.rerank_top}, for "
                 f"{args.rerank_pairs or 'all'} sampled pairs per fold." if config.reranker else "Reranker: none.")
     header = [f"Data: {data_dir} ({len(data.train_pairs):,} labelled pairs). Folds: {args.folds}, seed "
               f"{args.fold_seed}" + (f", evaluated folds {args.only_folds}" if args.only_folds else "") + ".",

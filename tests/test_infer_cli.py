@@ -13,6 +13,14 @@ from store import DatasetStore
 from tests.conftest import run_cli
 
 
+@pytest.fixture
+def one_question(tmp_path, data_dir):
+    """The first question of test.csv alone (3 wrong answers): rerankers on CPU cost seconds per pair."""
+    path = tmp_path / "one.csv"
+    pd.read_csv(data_dir / "test.csv").head(1).to_csv(path, index=False)
+    return path
+
+
 def read_submission(path):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
@@ -107,19 +115,19 @@ def test_newest_trained_run_is_the_default(tmp_path):
     ("pointwise", "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot, pointwise), top 4 reranked"),
     ("listwise", "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot, listwise), top 4 reranked in windows of 4, both orders"),
 ])
-def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir, kind, line):
+def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir, kind, line, one_question):
     out = tmp_path / "submission.csv"
-    r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
+    r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(one_question),
                 "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "4", "--no-progress",
                 "--reranker-kind", kind, "--rerank-window", "4")
     assert r.returncode == 0, r.stderr
     assert line in r.stdout
     data = load_eedi(data_dir)
-    assert_valid(read_submission(out), load_questions(data_dir / "test.csv"), data.misconceptions)
+    assert_valid(read_submission(out), load_questions(one_question), data.misconceptions)
 
 
 @pytest.mark.llm
-def test_infer_reranks_listwise_through_a_server_started_by_hand(tmp_path, data_dir):
+def test_infer_reranks_listwise_through_a_server_started_by_hand(tmp_path, data_dir, one_question):
     """llama.cpp's server as a user starts it (logits kept for logprobs); the served model reranks zero-shot."""
     from llm import DEFAULT_PRESET, resolve_model
     from llm.server import LlamaServer
@@ -128,13 +136,13 @@ def test_infer_reranks_listwise_through_a_server_started_by_hand(tmp_path, data_
     server = LlamaServer(resolve_model(DEFAULT_PRESET).path, alias="served-qwen", n_ctx=2048, log_dir=tmp_path,
                          logits_all=True)
     with server:
-        r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
+        r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(one_question),
                     "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "6", "--no-progress",
                     "--reranker-base-url", server.base_url, "--rerank-window", "4", "--rerank-stride", "2",
                     "--request-cache", str(tmp_path / "rerank.sqlite"))
     assert r.returncode == 0, r.stderr
     assert "served-qwen served at" in r.stdout and "top 6 reranked in windows of 4, both orders" in r.stdout
-    pairs = load_questions(data_dir / "test.csv")
+    pairs = load_questions(one_question)
     # 6 candidates in windows of 4, stride 2: windows at 0 and 2, each in both orders
     assert f"reranker requests: {4 * len(pairs)} (0 from the cache)" in r.stdout
     assert "0 answers without a letter" in r.stdout
