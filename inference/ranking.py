@@ -108,7 +108,7 @@ class Reranker:
 
         folder = Path(spec)
         if has_card(folder):
-            trained_kind = read_card(folder).get("kind", "pointwise")
+            trained_kind = read_card(folder).get("scoring", "pointwise")
             if kind is not None and kind != trained_kind:
                 raise ModelError(f"{folder}: a {trained_kind} reranker; it cannot rerank {kind} "
                                  f"(use --reranker-kind {trained_kind})")

@@ -128,7 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="add the synthetic rows' rationale to the retriever's and reranker's query text")
     r.add_argument("--lora", action="store_true", help="LoRA (peft) instead of full training: for LLM retriever bases")
 
-    rr = p.add_argument_group("reranker (LLM, score = logit Yes - logit No, LoRA)")
+    rr = p.add_argument_group("reranker (LLM with LoRA: pointwise logit Yes - logit No, or listwise letters)")
+    rr.add_argument("--reranker-kind", choices=("pointwise", "listwise"), default="pointwise",
+                    help="pointwise: one candidate per prompt, Yes/No; listwise: K lettered candidates per prompt, "
+                         "cross-entropy on the true letter, K drawn per row from half, 3/4 and all of "
+                         "--rerank-window (default pointwise)")
+    rr.add_argument("--rerank-window", type=positive, default=RR.window, metavar="K",
+                    help=f"listwise: the most candidates per prompt, at most 26 (default {RR.window})")
     rr.add_argument("--reranker-base", default=DEFAULT_BASE, metavar="MODEL",
                     help=f"a preset, a .gguf file or a transformers folder (default {DEFAULT_BASE}, loaded from "
                          "its GGUF)")
@@ -285,14 +291,14 @@ def run(args: argparse.Namespace) -> int:
             base=args.reranker_base, steps=args.reranker_steps, groups_per_step=args.groups_per_step,
             negatives=args.negatives, lr=args.reranker_lr, max_tokens=args.reranker_max_tokens,
             lora_layers=args.lora_layers, with_rationale=args.with_rationale, eval_queries=args.rerank_eval,
-            seed=seed)
+            scoring=args.reranker_kind, window=args.rerank_window, seed=seed)
         if parent_adapter is not None:
-            _check_same_base(parent_adapter, rrconf.base)
+            _check_same_base(parent_adapter, rrconf.base, rrconf.scoring)
         rr_result = train_reranker(examples, val, data.misconceptions, rank, rrconf, out / "reranker",
                                    resume_from=parent_adapter, progress=not args.no_progress, log=_log)
         write_card(out / "reranker", {
-            "kind": "reranker", "finished": now_iso(), "base": rr_result.base.record(),
-            "precision": rr_result.precision, "prompt_version": _prompt_version(),
+            "kind": "reranker", "scoring": rrconf.scoring, "finished": now_iso(), "base": rr_result.base.record(),
+            "precision": rr_result.precision, "prompt_version": _prompt_version(rrconf.scoring),
             "retriever": str(out / "retriever"), **common,
             "hyperparameters": rrconf.record(),
             "validation": [{"epoch": "-", "step": rr_result.steps,
@@ -312,21 +318,25 @@ def _retriever_name(spec: str | None, path: Path) -> str:
     return f"{DEFAULT_EMBEDDER} (embedded)" if spec is None else str(path)
 
 
-def _check_same_base(adapter: Path, spec: str) -> None:
+def _check_same_base(adapter: Path, spec: str, scoring: str) -> None:
     from rankers.card import read_card
     from rankers.reranker import resolve_base
 
-    theirs = read_card(adapter)["base"]
+    card = read_card(adapter)
+    if card.get("scoring", "pointwise") != scoring:
+        raise TrainError(f"--reranker-kind {scoring}: the adapter in {adapter} is a {card.get('scoring', 'pointwise')} "
+                         "reranker; resume with the same kind")
+    theirs = card["base"]
     mine = resolve_base(spec)
     if (theirs.get("sha256"), theirs.get("name")) != (mine.sha256, mine.name):
         raise TrainError(f"--reranker-base {spec}: the adapter in {adapter} was trained on {theirs.get('name')}; "
                          "resume with the same base")
 
 
-def _prompt_version() -> str:
+def _prompt_version(scoring: str = "pointwise") -> str:
     import prompts
 
-    return prompts.load("rerank").version
+    return prompts.load("rerank_listwise" if scoring == "listwise" else "rerank").version
 
 
 def _summary(out: Path, r, rr, seconds: float) -> None:
@@ -358,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--versions needs --store")
     if args.lr <= 0 or args.reranker_lr <= 0:
         parser.error("learning rates must be positive")
+    if not 2 <= args.rerank_window <= 26:
+        parser.error("--rerank-window must be in 2..26 (one letter per candidate)")
     if math.isnan(args.synth_ratio):
         parser.error("--synth-ratio must be a number")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub while training

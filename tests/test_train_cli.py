@@ -97,6 +97,31 @@ def test_train_then_retrain_on_new_shards_only(tmp_path, data_dir, tiny_qwen):
         run_cli("pipelines.train", *quick, "--resume-from", str(first), "--holdout", "0.3", "--out", str(tmp_path / "y")))
 
 
+def test_a_listwise_reranker_trains_and_infer_reranks_with_it(tmp_path, data_dir, tiny_qwen):
+    """pipelines.train --reranker-kind listwise writes an adapter that pipelines.infer uses as listwise."""
+    import pandas as pd
+
+    eedi = small_eedi(data_dir, tmp_path / "eedi", questions=60, extra_misconceptions=60)
+    run = tmp_path / "run"
+    cp = run_cli("pipelines.train", "--data-dir", str(eedi), "--batch-size", "8", "--max-steps", "1",
+                 "--hard-negatives", "1", "--reranker-base", str(tiny_qwen), "--reranker-kind", "listwise",
+                 "--rerank-window", "4", "--reranker-steps", "2", "--rerank-eval", "2", "--no-progress",
+                 "--out", str(run))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    card = _card(run / "reranker")
+    assert card["scoring"] == "listwise" and card["hyperparameters"]["window"] == 4 and len(card["losses"]) == 2
+    questions = tmp_path / "q.csv"
+    pd.read_csv(data_dir / "test.csv").head(1).to_csv(questions, index=False)
+    common = ["pipelines.infer", "--data-dir", str(eedi), "--questions", str(questions), "--out",
+              str(tmp_path / "sub.csv"), "--retriever", str(run / "retriever"), "--reranker", str(run / "reranker"),
+              "--rerank-top", "4", "--rerank-window", "4", "--no-progress"]
+    cp = run_cli(*common)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert "(trained, listwise), top 4 reranked in windows of 4, both orders" in cp.stdout
+    assert len((tmp_path / "sub.csv").read_text().splitlines()) == 1 + 3
+    assert "a listwise reranker; it cannot rerank pointwise" in _error(run_cli(*common, "--reranker-kind", "pointwise"))
+
+
 def test_train_cli_input_errors(tmp_path):
     line = _error(run_cli("pipelines.train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")))
     assert "data folder not found" in line

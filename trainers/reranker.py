@@ -1,13 +1,15 @@
-"""Training the reranker, an LLM that scores one candidate misconception at a time, with LoRA.
+"""Training the reranker, an LLM that scores candidate misconceptions, with LoRA.
 
-The base, its tokenizer, the prompt and the score (logit "Yes" - logit "No" at the assistant's
-first token) are ``rankers.reranker``.
+The base, its tokenizer, the prompts and the scores are ``rankers.reranker`` (pointwise: logit
+"Yes" - logit "No" at the assistant's first token, one prompt per candidate) and ``rankers.listwise``
+(listwise: the letters' logits at the first token of one prompt listing the candidates).
 
-Training: each group is one row's true misconception plus ``negatives`` misconceptions
-drawn at random from the retriever's top ``candidates`` (never the true one); the loss
-is cross-entropy over the group's scores with the true one as the target.  LoRA
-adapters (peft) are the only trained weights; with CUDA and bitsandbytes a
-transformers-folder base is loaded in 4 bits (QLoRA).
+Training: each group is one row's true misconception plus misconceptions drawn at random from
+the retriever's top ``candidates`` (never the true one): ``negatives`` of them (pointwise), or
+K - 1 with K drawn per group from ``listwise_sizes(window)`` (listwise, as 2nd place varied K),
+shown in a shuffled order.  The loss is cross-entropy over the group's scores (pointwise) or
+over the K letters (listwise), the true one as the target.  LoRA adapters (peft) are the only
+trained weights; with CUDA and bitsandbytes a transformers-folder base is loaded in 4 bits (QLoRA).
 
 CPU budget: a forward and backward pass of a 0.5B model over a group of 4 prompts of
 at most 192 tokens takes seconds on 2 cores, so the CPU default is a step budget
@@ -24,11 +26,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eedi.metrics import ranking_metrics
+from rankers.listwise import DEFAULT_WINDOW, ModelScorer, Windows
 from rankers.reranker import (
     DEFAULT_BASE,
     Base,
     PromptBuilder,
     answer_ids,
+    last_logits,
     load_model,
     load_tokenizer,
     resolve_base,
@@ -55,10 +59,18 @@ class RerankerConfig:
     eval_queries: int = 8  # held-out rows reranked after training (0: none)
     eval_top: int = 8  # the retriever's top this many are reranked
     quantize_4bit: bool = True  # QLoRA when CUDA and bitsandbytes are present
+    scoring: str = "pointwise"  # or "listwise"
+    window: int = DEFAULT_WINDOW  # listwise: the most candidates per prompt (K is drawn per group)
+    listwise_max_tokens: int = 768
     seed: int = 0
 
     def record(self) -> dict:
         return asdict(self)
+
+
+def listwise_sizes(window: int) -> list[int]:
+    """The K a listwise group is drawn from: half, three quarters and all of the window."""
+    return sorted({max(2, window // 2), max(2, 3 * window // 4), window})
 
 
 def add_lora(model, config: RerankerConfig):
@@ -125,10 +137,14 @@ def train_reranker(train: list[Example], val: list[Example], misconceptions: dic
     rng.shuffle(order)
     picked = [train[order[i % len(order)]] for i in range(needed)]
     top = rank([e.row for e in picked], config.candidates, [e.misconception_id for e in picked])
-    groups = [(e, rng.sample(cands, min(config.negatives, len(cands)))) for e, cands in zip(picked, top)]
+    listwise = config.scoring == "listwise"
+    sizes = listwise_sizes(config.window)
+    groups = [(e, rng.sample(cands, min((rng.choice(sizes) - 1) if listwise else config.negatives, len(cands))))
+              for e, cands in zip(picked, top)]
     seconds["candidates"] = round(time.perf_counter() - t0, 1)
 
     build = PromptBuilder(tokenizer, config.max_tokens, config.with_rationale)
+    lister = ModelScorer(model, tokenizer, Windows(config.window), config.listwise_max_tokens, config.with_rationale)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -144,8 +160,15 @@ def train_reranker(train: list[Example], val: list[Example], misconceptions: dic
         loss = 0.0
         for example, negatives in batch:
             ids = [example.misconception_id, *negatives]
-            scores = score(model, [build(example.row, misconceptions[m]) for m in ids], pad, yes, no)
-            group_loss = torch.nn.functional.cross_entropy(scores[None, :], torch.zeros(1, dtype=torch.long,
+            if listwise:  # one prompt, the candidates shuffled; the target is the true one's letter
+                shown = rng.sample(range(len(ids)), len(ids))
+                prompt = lister.prompt_ids(example.row, [misconceptions[ids[i]] for i in shown])
+                scores = last_logits(model, [prompt], pad)[0][lister.letters[:len(ids)]]
+                target = shown.index(0)
+            else:
+                scores = score(model, [build(example.row, misconceptions[m]) for m in ids], pad, yes, no)
+                target = 0
+            group_loss = torch.nn.functional.cross_entropy(scores[None, :], torch.tensor([target],
                                                                                         device=scores.device))
             (group_loss / len(batch)).backward()
             loss += group_loss.item() / len(batch)
@@ -190,13 +213,17 @@ def evaluate(model, tokenizer, val: list[Example], misconceptions: dict[int, str
     ranked = rank([e.row for e in rows], 25, None)
     yes, no = answer_ids(tokenizer)
     build = PromptBuilder(tokenizer, config.max_tokens, config.with_rationale)
+    lister = ModelScorer(model, tokenizer, Windows(config.window), config.listwise_max_tokens, config.with_rationale)
     reranked = []
     model.eval()
     with torch.no_grad():
         for example, ids in zip(rows, ranked):
             head = ids[:config.eval_top]
-            scores = score(model, [build(example.row, misconceptions[m]) for m in head],
-                           tokenizer.pad_token_id, yes, no).tolist()
+            if config.scoring == "listwise":
+                scores = lister.score(example.row, [misconceptions[m] for m in head])
+            else:
+                scores = score(model, [build(example.row, misconceptions[m]) for m in head],
+                               tokenizer.pad_token_id, yes, no).tolist()
             order = sorted(range(len(head)), key=lambda i: -scores[i])
             reranked.append([head[i] for i in order] + ids[config.eval_top:])
     truths = [e.misconception_id for e in rows]
