@@ -8,6 +8,10 @@
   (``rankers.listwise``); a trained adapter folder or a base model zero-shot in this process, or
   (listwise) any served model through ``llm.Backend`` (``ServedReranker``).  The reranked
   candidates come first, in the reranker's order; the rest keep the retriever's order.
+- **Ensembles** (``Ensemble``): several retrievers as one first stage, each ranking its top ``depth``,
+  combined by a weighted average of ranks (a candidate missing from a list counts as rank depth + 1)
+  or of scores (missing: that list's lowest score); ``contribution`` counts, per member, how much
+  of the final top k came from its own top k.
 - **Unseen boost**: ranking by p(m) ∝ exp(score / T), the probability of every misconception
   with no real training row is multiplied by ``boost``, i.e. T·ln(boost) is added to its score
   (T = 1/20 for the retriever's cosine, the scale its loss trains with; T = 1 for the reranker's
@@ -92,6 +96,62 @@ class Retriever:
         """Top-k (ids, scores) for rows, or for their vectors from ``encode``."""
         queries = rows if isinstance(rows, np.ndarray) else [query_text(r) for r in rows]
         return self.index.search(queries, k, bonus=bonus)
+
+
+ENSEMBLES = ("rank", "score")
+
+
+class Ensemble:
+    """Several retrievers as one first stage (the ``Retriever`` interface: ``bonus``, ``search``)."""
+
+    def __init__(self, members: Sequence[Retriever], how: str = "rank", weights: Sequence[float] | None = None,
+                 depth: int = 100):
+        if how not in ENSEMBLES:
+            raise ModelError(f"ensemble {how!r}: expected one of {', '.join(ENSEMBLES)}")
+        weights = list(weights) if weights else [1.0] * len(members)
+        if len(weights) != len(members) or any(w <= 0 for w in weights):
+            raise ModelError(f"--ensemble-weights: {len(members)} positive numbers expected (one per --retriever), "
+                             f"got {weights}")
+        self.members, self.how, self.depth = list(members), how, depth
+        self.weights = [w / sum(weights) for w in weights]
+        self.contribution = [0] * len(members)  # of the final top-k ids, how many were in each member's top k
+        self.agreement = [0] * len(members)  # rows where the member's first candidate is the ensemble's
+        self.rows = 0
+
+    @property
+    def ids(self) -> list[int]:
+        return self.members[0].ids
+
+    def bonus(self, unseen: Iterable[int], boost: float) -> list[np.ndarray | None]:
+        unseen = list(unseen)
+        return [m.bonus(unseen, boost) for m in self.members]
+
+    def search(self, rows: Sequence[Any], k: int, bonus=None) -> list[tuple[list[int], list[float]]]:
+        bonuses = bonus or [None] * len(self.members)
+        depth = max(k, self.depth)
+        lists = [m.search(rows, depth, b) for m, b in zip(self.members, bonuses)]
+        out = []
+        for r in range(len(rows)):
+            combined: dict[int, float] = {}
+            per_member = [lists[i][r] for i in range(len(self.members))]
+            candidates = {m for ids, _ in per_member for m in ids}
+            for w, (ids, scores) in zip(self.weights, per_member):
+                if self.how == "rank":
+                    position = {m: j + 1 for j, m in enumerate(ids)}
+                    for m in candidates:
+                        combined[m] = combined.get(m, 0.0) - w * position.get(m, depth + 1)
+                else:
+                    value = dict(zip(ids, scores))
+                    floor = min(scores) if scores else 0.0
+                    for m in candidates:
+                        combined[m] = combined.get(m, 0.0) + w * value.get(m, floor)
+            ranked = sorted(candidates, key=lambda m: (-combined[m], m))[:k]
+            self.rows += 1
+            for i, (ids, _) in enumerate(per_member):
+                self.contribution[i] += len(set(ids[:k]) & set(ranked))
+                self.agreement[i] += bool(ids) and bool(ranked) and ids[0] == ranked[0]
+            out.append((ranked, [combined[m] for m in ranked]))
+        return out
 
 
 KINDS = ("pointwise", "listwise")
@@ -199,15 +259,24 @@ def rerank(row: Any, retrieved: list[int], top_n: int, scores_of: Callable[[Any,
     return boosted(head, [scores[m] for m in head], unseen, boost, RERANKER_TEMPERATURE) + retrieved[top_n:]
 
 
-def rank_rows(rows: Sequence[Any], retriever: Retriever, misconceptions: dict[int, str], k: int = 25,
+def rank_rows(rows: Sequence[Any], retriever: Retriever | Ensemble, misconceptions: dict[int, str], k: int = 25,
               reranker: Reranker | None = None, top_n: int = 8, unseen: set[int] = frozenset(),
-              boost: float = 1.0, batch_size: int = 256) -> Iterator[list[int]]:
-    """The top-k misconception ids of each row, in input order, computed a batch at a time."""
+              boost: float = 1.0, batch_size: int = 256, skip_margin: float | None = None,
+              stats: dict | None = None) -> Iterator[list[int]]:
+    """The top-k misconception ids of each row, in input order, computed a batch at a time.
+
+    ``skip_margin``: a row whose first-stage score of its first candidate leads the second's by at least
+    this much is not reranked (the first stage is confident); ``stats`` counts reranked and skipped rows."""
     bonus = retriever.bonus(unseen, boost)
+    stats = stats if stats is not None else {}
     for start in range(0, len(rows), batch_size):
         batch = rows[start:start + batch_size]
-        for row, (ids, _) in zip(batch, retriever.search(batch, max(k, top_n), bonus)):
-            if reranker is not None and top_n > 0:
+        for row, (ids, scores) in zip(batch, retriever.search(batch, max(k, top_n), bonus)):
+            confident = skip_margin is not None and len(scores) > 1 and scores[0] - scores[1] >= skip_margin
+            if reranker is not None and top_n > 0 and confident:
+                stats["skipped"] = stats.get("skipped", 0) + 1
+            elif reranker is not None and top_n > 0:
+                stats["reranked"] = stats.get("reranked", 0) + 1
                 ids = rerank(row, ids, top_n,
                              lambda r, head: dict(zip(head, reranker.score(r, [misconceptions[m] for m in head]))),
                              unseen, boost)

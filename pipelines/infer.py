@@ -62,9 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="CSV", help="the submission file to write")
     p.add_argument("--models", default="models", metavar="DIR",
                    help="where pipelines.train runs live; the newest is the default model (default ./models)")
-    p.add_argument("--retriever", metavar="DIR",
-                   help="a sentence-transformers folder (default: the newest trained, else the embedded "
-                        "all-MiniLM-L6-v2 zero-shot)")
+    p.add_argument("--retriever", metavar="DIR|embedded", action="append",
+                   help="a sentence-transformers folder, or 'embedded' (all-MiniLM-L6-v2 zero-shot); repeat for an "
+                        "ensemble (default: the newest trained, else embedded)")
+    p.add_argument("--ensemble", choices=("rank", "score"), default="rank",
+                   help="several --retriever: combine their top 100 by a weighted average of ranks or of cosine "
+                        "scores (default rank)")
+    p.add_argument("--ensemble-weights", metavar="W,...",
+                   help="one weight per --retriever, in order (default: equal)")
     p.add_argument("--reranker", metavar="DIR|MODEL|none",
                    help="a trained reranker folder, a base model (preset or .gguf, zero-shot) or none "
                         f"(default: the newest trained, else {ZERO_SHOT_RERANKER} zero-shot)")
@@ -87,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listwise: step between windows when more than K are reranked (default K)")
     p.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
                    help="listwise: each window also in reversed order, scores averaged (default both)")
+    p.add_argument("--rerank-skip-margin", type=float, metavar="M",
+                   help="do not rerank a wrong answer whose first-stage score of its first candidate leads the second "
+                        "by M or more (the retriever is confident; cosine for one retriever, weighted rank for a rank "
+                        "ensemble) (default: rerank every one)")
     p.add_argument("--unseen-boost", type=_boost, default=DEFAULT_BOOST, metavar="B",
                    help="multiply the probability of misconceptions with no row in train.csv by B "
                         f"(default {DEFAULT_BOOST:g}: see README, Evaluation)")
@@ -95,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _floats(value: str) -> list[float]:
+    try:
+        return [float(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise DataError(f"--ensemble-weights {value!r}: expected comma-separated numbers") from None
 
 
 def newest_run(models: Path, part: str) -> Path | None:
@@ -118,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from eedi import load_eedi, load_questions
-    from inference import Reranker, Retriever, ServedReranker, rank_rows
+    from inference import Ensemble, Reranker, Retriever, ServedReranker, rank_rows
     from rankers.listwise import Windows
     from llm import cache_dir
     from store.files import open_atomic
@@ -133,16 +149,27 @@ def run(args: argparse.Namespace) -> int:
     if not pairs:
         raise DataError(f"{questions}: no questions")
     models = Path(args.models)
-    retriever_dir = Path(args.retriever) if args.retriever else newest_run(models, "retriever")
+    specs = args.retriever or [newest_run(models, "retriever") or "embedded"]
     if args.reranker_base_url or args.reranker == "none" or args.rerank_top == 0:
         reranker_spec = None
     else:
         reranker_spec = args.reranker or newest_run(models, "reranker") or ZERO_SHOT_RERANKER
     print(f"infer: {len(pairs):,} wrong answers of {len({p.QuestionId for p in pairs}):,} questions in {questions}",
           flush=True)
-    retriever = Retriever(retriever_dir, data.misconceptions, cache=cache_dir())
-    print(f"retriever: {retriever.path}{'' if retriever_dir else ' (embedded, zero-shot)'}; misconception "
-          f"embeddings {'from the cache' if retriever.cached else 'computed and cached'}", flush=True)
+    members = []
+    for spec in specs:
+        folder = None if str(spec) == "embedded" else Path(spec)
+        member = Retriever(folder, data.misconceptions, cache=cache_dir())
+        print(f"retriever: {member.path}{'' if folder else ' (embedded, zero-shot)'}; misconception "
+              f"embeddings {'from the cache' if member.cached else 'computed and cached'}", flush=True)
+        members.append(member)
+    if len(members) > 1:
+        weights = _floats(args.ensemble_weights) if args.ensemble_weights else None
+        retriever = Ensemble(members, args.ensemble, weights)
+        print(f"ensemble: {len(members)} retrievers by {args.ensemble} average, weights "
+              f"{', '.join(f'{w:.2f}' for w in retriever.weights)}", flush=True)
+    else:
+        retriever = members[0]
     windows = Windows(args.rerank_window, args.rerank_stride, reverse=args.rerank_orders == "both")
     if args.reranker_base_url and args.rerank_top:
         reranker = ServedReranker(args.reranker_base_url, args.reranker_model, windows,
@@ -163,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    stats: dict = {}
     bar = tqdm(total=len(pairs), unit="pair", desc="infer", file=sys.stderr, disable=args.no_progress,
                mininterval=1.0 if sys.stderr.isatty() else 15.0, dynamic_ncols=True)
     try:
@@ -170,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
             f.write("QuestionId_Answer,MisconceptionId\n")
             for pair, ids in zip(pairs, rank_rows(pairs, retriever, data.misconceptions, k=25, reranker=reranker,
                                                   top_n=args.rerank_top, unseen=unseen, boost=args.unseen_boost,
-                                                  batch_size=args.batch_size)):
+                                                  batch_size=args.batch_size, skip_margin=args.rerank_skip_margin,
+                                                  stats=stats)):
                 f.write(f"{pair.key},{' '.join(map(str, ids))}\n")
                 bar.update(1)
     finally:
@@ -179,6 +208,14 @@ def run(args: argparse.Namespace) -> int:
             reranker.close()
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(pairs):,} rows in {seconds:.0f} s ({len(pairs) / seconds:.1f} pairs/s overall)")
+    if isinstance(retriever, Ensemble):
+        for member, share, agree in zip(members, retriever.contribution, retriever.agreement):
+            print(f"ensemble member {member.path}: {share / max(1, 25 * retriever.rows):.0%} of the final top 25 in its "
+                  f"own top 25; its first candidate is the ensemble's for {agree / max(1, retriever.rows):.0%} of rows")
+    if reranker:
+        print(f"reranked {stats.get('reranked', 0):,} wrong answers"
+              + (f", skipped {stats.get('skipped', 0):,} (first-stage margin >= {args.rerank_skip_margin:g})"
+                 if args.rerank_skip_margin is not None else ""))
     usage = getattr(reranker, "usage", None)
     if usage is not None:
         print(f"reranker requests: {usage.requests} ({usage.replayed} from the cache), {usage.prompt_tokens:,} prompt "

@@ -50,6 +50,26 @@ def test_infer_on_test_csv_writes_a_valid_submission(tmp_path, data_dir):
     assert not list(out.parent.glob(".*.tmp"))
 
 
+def test_an_ensemble_of_two_retrievers_writes_a_valid_submission(tmp_path, data_dir):
+    """--retriever twice, rank average: a valid submission and each member's share in the summary."""
+    from rankers.retriever import load_encoder
+
+    copy = tmp_path / "minilm-copy"
+    _, _, path = load_encoder(None)
+    import shutil
+    shutil.copytree(path, copy)  # a second retriever folder (the same weights: the ensemble must agree with it)
+    out = tmp_path / "submission.csv"
+    args = ["pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"), "--out", str(out),
+            "--reranker", "none", "--retriever", "embedded", "--retriever", str(copy), "--no-progress"]
+    r = run_cli(*args, "--ensemble", "rank", "--ensemble-weights", "2,1")
+    assert r.returncode == 0, r.stderr
+    assert "ensemble: 2 retrievers by rank average, weights 0.67, 0.33" in r.stdout
+    assert f"ensemble member {copy}: 100% of the final top 25 in its own top 25" in r.stdout
+    assert_valid(read_submission(out), load_questions(data_dir / "test.csv"), load_eedi(data_dir).misconceptions)
+    bad = run_cli(*args, "--ensemble-weights", "1")
+    assert bad.returncode == 2 and "--ensemble-weights: 2 positive numbers expected" in bad.stderr
+
+
 def test_labelled_questions_boost_and_streaming(tmp_path, data_dir):
     """A wide CSV with label columns (ignored), scored independently; a large boost fills the top with unseen ids."""
     train = pd.read_csv(data_dir / "train.csv", dtype=str, keep_default_na=False)
