@@ -7,6 +7,9 @@ resident memory (ru_maxrss) is its own.
 
     python benchmarks/infer_throughput.py [--data-dir ../shared/data/eedi] [--pairs 3000] [--rerank-pairs 24]
 
+Rerankers measured on the same pairs and top K: pointwise (one forward pass per candidate), listwise
+with the reversed order averaged in (two passes per pair at K <= window) and listwise forward only.
+
 Prints a table; nothing is asserted.
 """
 from __future__ import annotations
@@ -23,17 +26,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(data_dir: str, pairs: int, retriever: str | None, reranker: str | None, top: int, batch: int) -> dict:
+def measure(data_dir: str, pairs: int, retriever: str | None, reranker: str | None, top: int, batch: int,
+            kind: str = "pointwise", reverse: bool = True) -> dict:
     sys.path.insert(0, str(REPO))
     from eedi import load_eedi, resolve_data_dir
     from inference import Reranker, Retriever, rank_rows
     from llm import cache_dir
+    from rankers.listwise import Windows
 
     data = load_eedi(resolve_data_dir(data_dir))
     rows = (data.train_pairs * (pairs // len(data.train_pairs) + 1))[:pairs]
     t0 = time.perf_counter()
     r = Retriever(retriever, data.misconceptions, cache=cache_dir())
-    rr = Reranker(reranker) if reranker else None
+    rr = Reranker(reranker, kind=kind, windows=Windows(max(2, min(top, 26)), reverse=reverse)) if reranker else None
     load = time.perf_counter() - t0
     t0 = time.perf_counter()
     n = sum(1 for _ in rank_rows(rows, r, data.misconceptions, k=25, reranker=rr, top_n=top, batch_size=batch))
@@ -58,10 +63,15 @@ def main() -> None:
         spec = json.loads(args.child)
         print(json.dumps(measure(args.data_dir, **spec)))
         return
+    k = args.rerank_top
     runs = [("retrieval (names cached)", {"pairs": args.pairs, "reranker": None}),
-            (f"retrieval + reranker top {args.rerank_top}", {"pairs": args.rerank_pairs, "reranker": args.reranker})]
+            (f"+ pointwise top {k}", {"pairs": args.rerank_pairs, "reranker": args.reranker}),
+            (f"+ listwise top {k}, both orders", {"pairs": args.rerank_pairs, "reranker": args.reranker,
+                                                  "kind": "listwise"}),
+            (f"+ listwise top {k}, forward", {"pairs": args.rerank_pairs, "reranker": args.reranker,
+                                              "kind": "listwise", "reverse": False})]
     print(f"torch threads: {os.cpu_count()} cores on this machine")
-    print(f"{'':<32}{'pairs':>7}{'load s':>8}{'rank s':>8}{'pairs/s':>9}{'peak RSS MB':>13}")
+    print(f"{'':<34}{'pairs':>7}{'load s':>8}{'rank s':>8}{'pairs/s':>9}{'peak RSS MB':>13}")
     for label, spec in runs:
         spec = {**spec, "retriever": args.retriever, "top": args.rerank_top, "batch": args.batch_size}
         cmd = [sys.executable, __file__, "--child", json.dumps(spec)] + (["--data-dir", args.data_dir] if args.data_dir else [])
@@ -70,7 +80,7 @@ def main() -> None:
             subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO)
         m = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{label:<32}{m['pairs']:>7}{m['load_s']:>8}{m['rank_s']:>8}{m['pairs_per_s']:>9}{m['peak_rss_mb']:>13}")
+        print(f"{label:<34}{m['pairs']:>7}{m['load_s']:>8}{m['rank_s']:>8}{m['pairs_per_s']:>9}{m['peak_rss_mb']:>13}")
 
 
 if __name__ == "__main__":
