@@ -83,3 +83,11 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
     except KeyboardInterrupt:
         print(interrupted, file=sys.stderr)
         return 130
+
+
+def add_listwise_args(group) -> None:
+    """The listwise reranker's window flags, shared by infer and evaluate."""
+    group.add_argument("--rerank-window", type=positive, default=8, metavar="K",
+                       help="listwise: candidates per prompt, lettered A.. (default 8; at most 26, 20 when served)")
+    group.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
+                       help="listwise: each window also in reversed order, scores averaged (default both)")

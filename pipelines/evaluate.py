@@ -26,7 +26,7 @@ from pathlib import Path
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from rankers import ModelError
-from pipelines.args import FOLD_BY, UsageError, add_fold_args, count, positive, repeats, run_main
+from pipelines.args import FOLD_BY, UsageError, add_fold_args, add_listwise_args, count, positive, repeats, run_main
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
@@ -113,10 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--reranker-kind", choices=("pointwise", "listwise"), default="pointwise",
                     help="pointwise: one candidate per forward pass; listwise: --rerank-window lettered candidates "
                          "per pass (default pointwise)")
-    rr.add_argument("--rerank-window", type=positive, default=8, metavar="K",
-                    help="listwise: candidates per prompt (default 8)")
-    rr.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
-                    help="listwise: each window also in reversed order, scores averaged (default both)")
+    add_listwise_args(rr)
     rr.add_argument("--rerank-top", type=positive, default=8, metavar="N", help="candidates reranked (default 8)")
     rr.add_argument("--rerank-pairs", type=count, default=64, metavar="N",
                     help="validation pairs per fold that are reranked, a seeded sample (0: all; default 64: "

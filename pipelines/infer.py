@@ -36,7 +36,7 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from llm import BackendError
 from rankers import ModelError
-from pipelines.args import count, positive, run_main
+from pipelines.args import add_listwise_args, count, positive, run_main
 from prompts import TemplateError
 
 USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError, BackendError)
@@ -86,12 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-cache", metavar="FILE",
                    help="with --reranker-base-url: sqlite file of the server's answers, replayed on re-runs "
                         "(default <cache>/requests/rerank.sqlite)")
-    p.add_argument("--rerank-window", type=positive, default=8, metavar="K",
-                   help="listwise: candidates per prompt, lettered A.. (default 8; at most 26, 20 when served)")
+    add_listwise_args(p)
     p.add_argument("--rerank-stride", type=positive, metavar="S",
                    help="listwise: step between windows when more than K are reranked (default K)")
-    p.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
-                   help="listwise: each window also in reversed order, scores averaged (default both)")
     p.add_argument("--rerank-skip-margin", type=float, metavar="M",
                    help="do not rerank a wrong answer whose first-stage score of its first candidate leads the second "
                         "by M or more (the retriever is confident; cosine for one retriever, weighted rank for a rank "
