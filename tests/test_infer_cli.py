@@ -131,9 +131,8 @@ def test_newest_trained_run_is_the_default(tmp_path):
 
 
 @pytest.mark.llm
-@pytest.mark.parametrize("kind, line", [
+@pytest.mark.parametrize("kind, line", [  # listwise in process: tests/test_train_cli.py and test_merge.py (tiny model)
     ("pointwise", "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot, pointwise), top 4 reranked"),
-    ("listwise", "Qwen2.5-Coder-0.5B-Instruct-Q4_K_M (zero-shot, listwise), top 4 reranked in windows of 4, both orders"),
 ])
 def test_infer_with_the_zero_shot_reranker(tmp_path, data_dir, kind, line, one_question):
     out = tmp_path / "submission.csv"
