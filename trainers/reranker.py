@@ -144,7 +144,8 @@ def train_reranker(train: list[Example], val: list[Example], misconceptions: dic
     seconds["candidates"] = round(time.perf_counter() - t0, 1)
 
     build = PromptBuilder(tokenizer, config.max_tokens, config.with_rationale)
-    lister = ModelScorer(model, tokenizer, Windows(config.window), config.listwise_max_tokens, config.with_rationale)
+    lister = ModelScorer(model, tokenizer, Windows(config.window), config.listwise_max_tokens,
+                         config.with_rationale) if listwise else None
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -213,7 +214,8 @@ def evaluate(model, tokenizer, val: list[Example], misconceptions: dict[int, str
     ranked = rank([e.row for e in rows], 25, None)
     yes, no = answer_ids(tokenizer)
     build = PromptBuilder(tokenizer, config.max_tokens, config.with_rationale)
-    lister = ModelScorer(model, tokenizer, Windows(config.window), config.listwise_max_tokens, config.with_rationale)
+    lister = ModelScorer(model, tokenizer, Windows(config.window), config.listwise_max_tokens,
+                         config.with_rationale) if config.scoring == "listwise" else None
     reranked = []
     model.eval()
     with torch.no_grad():
