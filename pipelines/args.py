@@ -91,3 +91,14 @@ def add_listwise_args(group) -> None:
                        help="listwise: candidates per prompt, lettered A.. (default 8; at most 26, 20 when served)")
     group.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
                        help="listwise: each window also in reversed order, scores averaged (default both)")
+
+
+def positive_floats(value: str) -> list[float]:
+    """An argparse type: positive numbers separated by commas (boosts, weights)."""
+    try:
+        out = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {value!r}") from None
+    if not out or any(not v > 0 for v in out):
+        raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, got {value!r}")
+    return out

@@ -26,22 +26,13 @@ from pathlib import Path
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from rankers import ModelError
-from pipelines.args import FOLD_BY, UsageError, add_fold_args, add_listwise_args, count, positive, repeats, run_main
+from pipelines.args import (FOLD_BY, UsageError, add_fold_args, add_listwise_args, count, positive, positive_floats,
+                            repeats, run_main)
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
 
 USER_ERRORS = (DataError, TrainError, ModelError, StoreError, EmbedderError, TemplateError)
-
-
-def _floats(value: str) -> list[float]:
-    try:
-        out = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {value!r}") from None
-    if not out or any(not v > 0 for v in out):
-        raise argparse.ArgumentTypeError(f"expected positive numbers separated by commas, got {value!r}")
-    return out
 
 
 def _ints(value: str) -> list[int]:
@@ -118,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--rerank-pairs", type=count, default=64, metavar="N",
                     help="validation pairs per fold that are reranked, a seeded sample (0: all; default 64: "
                          "an LLM on CPU scores about 2 candidates/s)")
-    rr.add_argument("--unseen-boost", type=_floats, default=[1.0, 2.0, 4.0], metavar="B,...",
+    rr.add_argument("--unseen-boost", type=positive_floats, default=[1.0, 2.0, 4.0], metavar="B,...",
                     help="boost factors to compare for misconceptions with no real training row in the fold "
                          "(default 1,2,4)")
     return p

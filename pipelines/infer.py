@@ -36,7 +36,7 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from llm import BackendError
 from rankers import ModelError
-from pipelines.args import add_listwise_args, count, positive, run_main
+from pipelines.args import add_listwise_args, count, positive, positive_floats, run_main
 from prompts import TemplateError
 
 USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError, BackendError)
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", choices=("rank", "score"), default="rank",
                    help="several --retriever: combine their top 100 by a weighted average of ranks or of cosine "
                         "scores (default rank)")
-    p.add_argument("--ensemble-weights", metavar="W,...",
+    p.add_argument("--ensemble-weights", type=positive_floats, metavar="W,...",
                    help="one weight per --retriever, in order (default: equal)")
     p.add_argument("--reranker", metavar="DIR|MODEL|none",
                    help="a trained reranker folder, a base model (preset or .gguf, zero-shot) or none "
@@ -101,13 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
-
-
-def _floats(value: str) -> list[float]:
-    try:
-        return [float(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise DataError(f"--ensemble-weights {value!r}: expected comma-separated numbers") from None
 
 
 def newest_run(models: Path, part: str) -> Path | None:
@@ -161,8 +154,7 @@ def run(args: argparse.Namespace) -> int:
               f"embeddings {'from the cache' if member.cached else 'computed and cached'}", flush=True)
         members.append(member)
     if len(members) > 1:
-        weights = _floats(args.ensemble_weights) if args.ensemble_weights else None
-        retriever = Ensemble(members, args.ensemble, weights)
+        retriever = Ensemble(members, args.ensemble, args.ensemble_weights)
         print(f"ensemble: {len(members)} retrievers by {args.ensemble} average, weights "
               f"{', '.join(f'{w:.2f}' for w in retriever.weights)}", flush=True)
     else:

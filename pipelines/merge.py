@@ -15,18 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.args import run_main
+from pipelines.args import positive_floats, run_main
 from rankers import ModelError
 from trainers import TrainError
 
 USER_ERRORS = (TrainError, ModelError)
-
-
-def _weights(value: str) -> list[float]:
-    try:
-        return [float(x) for x in value.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("adapters", nargs="+", metavar="DIR", help="reranker folders written by pipelines.train")
     p.add_argument("--out", required=True, metavar="DIR", help="the merged adapter's folder (must not exist)")
-    p.add_argument("--weights", type=_weights, metavar="W,...", help="one weight per adapter (default: equal)")
+    p.add_argument("--weights", type=positive_floats, metavar="W,...", help="one weight per adapter (default: equal)")
     return p
 
 
