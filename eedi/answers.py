@@ -33,7 +33,7 @@ def normalise(answer: str) -> str:
     s = _FRAC_SHORT.sub(r"(\1)/(\2)", s)
     s = s.replace("\\times", "*").replace("×", "*").replace("\\div", "/").replace("÷", "/")
     s = s.replace("\\cdot", "*").replace("\\left", "").replace("\\right", "").replace("−", "-")
-    s = re.sub(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree", "", s)
+    s = re.sub(r"\^\s*\{?\s*(?:\\circ|\\degree|degrees?)\s*\}?|°|\\degree|\\circ", "", s)  # 18^{\text{degree}}
     s = s.replace("£", "").replace("\\%", "%").replace("\\,", "").replace("\\!", "").replace("\\ ", " ")
     s = _THOUSANDS.sub("", s).strip().lower()
     s = _UNITS.sub("", s).strip()

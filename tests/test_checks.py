@@ -21,6 +21,9 @@ from store.store import read_journal
     (r"\(2 \frac{1}{3}\)", "7/3", True), ("1,000", "1000", True), ("12 cm", "12", True), ("£3.50", "3.5", True),
     (r"\( 5 \)", r"\( 6 \)", False), ("0.3", "1/3", False), (r"\( \frac{5}{12} \)", r"\( \frac{12}{5} \)", False),
     ("Triangle", "triangle", True), ("", " ", False), ("1,2,3", "123", False),
+    # degrees written three ways, as the 0.5B writes them back (a kept row had 18^{\text{degree}} for 18°)
+    (r"\( 18^{\degree} \)", r"18^{\text{degree}}", True), (r"\( 720^{\degree} \)", "720 degrees", True),
+    (r"\( 18^{\degree} \)", r"\( 36^{\degree} \)", False),
 ])
 def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
     assert same_answer(a, b) is same
