@@ -132,10 +132,10 @@ class ModelScorer:
         """Per prompt, the log-probabilities of its first ``size`` letters, renormalised over them."""
         import torch
 
-        from rankers.reranker import last_logits
+        from rankers.reranker import shared_prefix_logits
 
         with torch.no_grad():
-            last = last_logits(self.model, inputs, self.tokenizer.pad_token_id)
+            last = shared_prefix_logits(self.model, inputs, self.tokenizer.pad_token_id)
         out = []
         for row, size in zip(last, sizes):
             out.append(torch.log_softmax(row[self.letters[:size]], dim=-1).tolist())

@@ -169,6 +169,44 @@ def last_logits(model, inputs: list[list[int]], pad_id: int):
     return out.logits[:, -1, :].float()
 
 
+MIN_SHARED = 32  # tokens: below this, running the prefix apart costs more than it saves
+
+
+def shared_prefix_logits(model, inputs: list[list[int]], pad_id: int):
+    """``last_logits`` of prompts that begin alike (a listwise window and its reverse share the instructions
+    and the question): the shared tokens run once, their keys and values reused by every prompt's rest."""
+    import torch
+
+    n = common_prefix(inputs)
+    if len(inputs) < 2 or n < MIN_SHARED:
+        return last_logits(model, inputs, pad_id)
+    dev = next(model.parameters()).device
+    cache = model(input_ids=torch.tensor([inputs[0][:n]], device=dev), use_cache=True,
+                  logits_to_keep=1).past_key_values
+    cache.batch_repeat_interleave(len(inputs))
+    rests = [x[n:] for x in inputs]
+    width = max(len(r) for r in rests)
+    ids = torch.full((len(rests), width), pad_id, dtype=torch.long)
+    mask = torch.ones((len(rests), n + width), dtype=torch.long)  # left padding of the rests, after the prefix
+    positions = torch.full((len(rests), width), n, dtype=torch.long)
+    for i, r in enumerate(rests):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, n:n + width - len(r)] = 0
+        positions[i, width - len(r):] = torch.arange(n, n + len(r))
+    out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
+                past_key_values=cache, logits_to_keep=1)
+    return out.logits[:, -1, :].float()
+
+
+def common_prefix(inputs: list[list[int]]) -> int:
+    """Tokens every prompt starts with, leaving each at least one token of its own."""
+    n = min(len(x) for x in inputs) - 1
+    first = inputs[0]
+    for x in inputs[1:]:
+        n = next((i for i in range(n) if x[i] != first[i]), n)
+    return max(0, n)
+
+
 def score(model, inputs: list[list[int]], pad_id: int, yes: int, no: int):
     """logit(Yes) - logit(No) at the last position of each prompt (left-padded batch)."""
     last = last_logits(model, inputs, pad_id)

@@ -196,6 +196,29 @@ def test_listwise_windows_cover_every_candidate_in_both_orders():
         Windows(27)
 
 
+def test_a_shared_prefix_run_once_gives_the_logits_of_each_whole_prompt(tmp_path):
+    """A window and its reverse share their first part; reusing its keys and values changes no logit."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rankers.listwise import ModelScorer, Windows
+    from rankers.reranker import MIN_SHARED, common_prefix, last_logits, shared_prefix_logits
+    from tests.train_data import make_tiny_qwen
+
+    folder = make_tiny_qwen(tmp_path / "tiny")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(str(folder)).eval(), AutoTokenizer.from_pretrained(str(folder))
+    row = {"SubjectName": "Fractions", "ConstructName": "Divide a quantity in a ratio", "QuestionText": "Share 12 by 5",
+           "CorrectAnswerText": "12/5", "IncorrectAnswerText": "5/12"}
+    names = ["Swaps the dividend and the divisor", "Adds instead of dividing", "Believes 1/x means x", "Rounds early"]
+    scorer = ModelScorer(model, tokenizer, Windows(4))
+    inputs = [scorer.prompt_ids(row, names), scorer.prompt_ids(row, names[::-1]), scorer.prompt_ids(row, names[:3])]
+    assert common_prefix(inputs) >= MIN_SHARED and common_prefix([[1, 2, 3], [1, 2]]) == 1
+    with torch.no_grad():
+        plain, shared = last_logits(model, inputs, tokenizer.pad_token_id), \
+            shared_prefix_logits(model, inputs, tokenizer.pad_token_id)
+    assert torch.allclose(plain, shared, atol=1e-4), (plain - shared).abs().max()
+
+
 def test_a_served_listwise_answer_becomes_scores_of_the_candidates_it_lists():
     """BackendScorer over a backend that answers with top logprobs (as an OpenAI-compatible server does)."""
     from llm.base import ChatResponse
