@@ -57,6 +57,8 @@ def main() -> None:
     p.add_argument("--retriever")
     p.add_argument("--reranker", default="qwen2.5-coder-0.5b")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--runs", default="retrieval,pointwise,listwise,listwise-forward",
+                   help="which to measure, comma-separated (default all four)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -64,12 +66,17 @@ def main() -> None:
         print(json.dumps(measure(args.data_dir, **spec)))
         return
     k = args.rerank_top
-    runs = [("retrieval (names cached)", {"pairs": args.pairs, "reranker": None}),
-            (f"+ pointwise top {k}", {"pairs": args.rerank_pairs, "reranker": args.reranker}),
-            (f"+ listwise top {k}, both orders", {"pairs": args.rerank_pairs, "reranker": args.reranker,
-                                                  "kind": "listwise"}),
-            (f"+ listwise top {k}, forward", {"pairs": args.rerank_pairs, "reranker": args.reranker,
-                                              "kind": "listwise", "reverse": False})]
+    runs = {"retrieval": ("retrieval (names cached)", {"pairs": args.pairs, "reranker": None}),
+            "pointwise": (f"+ pointwise top {k}", {"pairs": args.rerank_pairs, "reranker": args.reranker}),
+            "listwise": (f"+ listwise top {k}, both orders", {"pairs": args.rerank_pairs, "reranker": args.reranker,
+                                                              "kind": "listwise"}),
+            "listwise-forward": (f"+ listwise top {k}, forward", {"pairs": args.rerank_pairs,
+                                                                  "reranker": args.reranker, "kind": "listwise",
+                                                                  "reverse": False})}
+    chosen = [r.strip() for r in args.runs.split(",") if r.strip()]
+    if unknown := [r for r in chosen if r not in runs]:
+        p.error(f"--runs: unknown {', '.join(unknown)} (choose from {', '.join(runs)})")
+    runs = [runs[r] for r in chosen]
     print(f"torch threads: {os.cpu_count()} cores on this machine")
     print(f"{'':<34}{'pairs':>7}{'load s':>8}{'rank s':>8}{'pairs/s':>9}{'peak RSS MB':>13}")
     for label, spec in runs:
