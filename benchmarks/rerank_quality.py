@@ -3,14 +3,15 @@ forward), and an ensemble of two retrievers, on the same sampled validation pair
 
     python benchmarks/rerank_quality.py --retriever REPORT/models/MisconceptionId-fold0/real --fold 0 \\
         --folds 10 --pairs 40 [--second-retriever embedded] [--reranker qwen2.5-coder-0.5b] \\
-        [--train-steps 60] [--served [--served-preset qwen2.5-coder-1.5b]]
+        [--train-steps 60] [--served [--served-preset qwen2.5-coder-1.5b]] [--fuse 1] [--skip pointwise]
 
 The fold is the misconception scheme's (every validation misconception unseen in the fold's training
 rows), as in pipelines.evaluate; use a retriever trained on that fold's rows (pipelines.evaluate writes
 them under REPORT/models/).  The rerankers are zero-shot, except with --train-steps: a listwise LoRA
 trained here on the fold's training rows only (candidates from the same retriever).  --served also
 reranks through the embedded llama.cpp server (logprobs), the path of pipelines.infer --reranker-base-url.
-Each line prints the process's peak resident memory so far.
+Each reranker is also scored fused with the retriever (--fuse weights, infer --rerank-fuse) from the same
+answers.  Each line prints the process's peak resident memory so far.
 """
 from __future__ import annotations
 
@@ -46,11 +47,15 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=0,
                    help="also train a listwise reranker on the fold's training rows for N steps (default 0: no)")
     p.add_argument("--train-out", help="where the trained adapter goes (default a temporary folder)")
+    p.add_argument("--trained", help="a listwise adapter this benchmark trained before on the same fold (no training)")
     p.add_argument("--served", action="store_true", help="also rerank through the embedded llama.cpp server")
     p.add_argument("--served-preset", default=None, help="the served model's preset (default the embedded default)")
+    p.add_argument("--fuse", default="1", help="--rerank-fuse weights also scored, from the same reranker scores "
+                   "(default 1; '' for none)")
     p.add_argument("--skip", default="", help="variants to leave out, comma-separated: pointwise,listwise,ensemble")
     args = p.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    fuses = [float(w) for w in args.fuse.split(",") if w.strip()]
     data = load_eedi(resolve_data_dir(args.data_dir))
     train, val = FoldSpec("MisconceptionId", args.folds, 0, args.fold).split(data.train_pairs)
     rows = random.Random(args.seed).sample(val, min(args.pairs, len(val)))
@@ -61,12 +66,16 @@ def main() -> None:
     names = data.misconceptions
 
     def score(label, retriever, reranker=None):
-        t0 = time.perf_counter()
-        ranked = list(rank_rows(rows, retriever, names, k=25, reranker=reranker, top_n=args.rerank_top))
-        m = ranking_metrics(ranked, truths)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{label:<44} MAP@25 {m['map@25']:.4f}  recall@25 {m['recall@25']:.3f}  "
-              f"{len(rows) / (time.perf_counter() - t0):6.2f} pairs/s  peak RSS {peak:,.0f} MB", flush=True)
+        memo = Memo(reranker) if reranker is not None else None
+        for fuse in [0.0] + (fuses if reranker is not None else []):
+            t0 = time.perf_counter()
+            ranked = list(rank_rows(rows, retriever, names, k=25, reranker=memo, top_n=args.rerank_top, fuse=fuse))
+            m = ranking_metrics(ranked, truths)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            shown = f"{label}, fused x{fuse:g}" if fuse else label
+            rate = f"{len(rows) / (time.perf_counter() - t0):6.2f} pairs/s" if not fuse else " " * 13
+            print(f"{shown:<58} MAP@25 {m['map@25']:.4f}  recall@25 {m['recall@25']:.3f}  {rate}  "
+                  f"peak RSS {peak:,.0f} MB", flush=True)
 
     print(f"# fold {args.fold} of {args.folds} (misconception scheme): {len(rows)} of {len(val)} validation pairs; "
           f"retriever {args.retriever}; top {args.rerank_top} reranked by {args.reranker} zero-shot")
@@ -85,13 +94,27 @@ def main() -> None:
         del listwise
     if args.served:
         served(args, rows, score, first, k)
-    if args.train_steps:
-        out = Path(args.train_out or tempfile.mkdtemp(prefix="listwise-")) / "reranker"
-        train_listwise(args, train, data.misconceptions, out, k)
+    if args.train_steps or args.trained:
+        out = Path(args.trained) if args.trained else Path(args.train_out or tempfile.mkdtemp(prefix="listwise-")) / "reranker"
+        if not args.trained:
+            train_listwise(args, train, data.misconceptions, out, k)
         trained = Reranker(out, kind="listwise", windows=Windows(k, reverse=True))
-        score(f"+ listwise trained {args.train_steps} steps, both orders", first, trained)
+        score("+ listwise trained on the fold, both orders", first, trained)
         trained.scorer.windows = Windows(k, reverse=False)
-        score(f"+ listwise trained {args.train_steps} steps, forward", first, trained)
+        score("+ listwise trained on the fold, forward", first, trained)
+
+
+class Memo:
+    """A reranker whose scores are kept: the fused orders are scored from the same LLM answers."""
+
+    def __init__(self, reranker):
+        self.reranker, self.kept = reranker, {}
+
+    def score(self, row, names):
+        key = (row.key, tuple(names))
+        if key not in self.kept:
+            self.kept[key] = self.reranker.score(row, names)
+        return self.kept[key]
 
 
 def served(args, rows, score, first, k: int) -> None:

@@ -40,7 +40,7 @@ from pathlib import Path
 from eedi import Pair
 from eedi.metrics import average_precision_at_k
 from eedi.splits import FoldSpec, group_folds
-from inference.ranking import RERANKER_TEMPERATURE, Reranker, Retriever, boosted
+from inference.ranking import DEFAULT_FUSE, Reranker, Retriever, rerank
 from store.files import write_json_atomic
 from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
 from trainers.retriever import RetrieverConfig, train_retriever
@@ -63,6 +63,7 @@ class EvalConfig:
     rerank_window: int = 8  # listwise: candidates per prompt
     rerank_orders: str = "both"  # listwise: "both" (each window also reversed) or "forward"
     top_n: int = 8
+    rerank_fuse: float = DEFAULT_FUSE  # the retriever's weight in the reranked order (inference.ranking.rerank)
     rerank_pairs: int | None = 64  # validation pairs per fold reranked (None: all)
     boosts: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
     k: int = 25
@@ -186,15 +187,14 @@ def evaluate_condition(retriever: Retriever, val: list[Pair], rerank_sample: set
     for boost in config.boosts:
         hits = retriever.search(vectors, DEPTH, retriever.bonus(unseen_ids, boost))
         plain = {p.key: ids for p, (ids, _) in zip(val, hits)}
+        first = {p.key: sc for p, (_, sc) in zip(val, hits)}
         variants[f"retriever|{boost:g}"] = score_rankings(plain, truths, unseen_keys, config.k)
         if scores is not None:
             sample = {x: plain[x] for x in plain if x in rerank_sample}
             reranked = {}
             for key, ids in sample.items():
-                head = ids[:config.top_n]
-                s = scores(by_key[key], head)
-                reranked[key] = boosted(head, [s[m] for m in head], unseen_ids, boost, RERANKER_TEMPERATURE) \
-                    + ids[config.top_n:]
+                reranked[key] = rerank(by_key[key], ids, config.top_n, scores, unseen_ids, boost, first[key],
+                                       config.rerank_fuse)
             variants[f"reranker|{boost:g}"] = score_rankings(reranked, truths, unseen_keys, config.k)
             variants[f"retriever-sample|{boost:g}"] = score_rankings(sample, truths, unseen_keys, config.k)
     return variants

@@ -37,6 +37,7 @@ from store.files import open_atomic
 
 RETRIEVER_TEMPERATURE = 1 / 20  # MultipleNegativesRankingLoss's default scale is 20
 RERANKER_TEMPERATURE = 1.0
+DEFAULT_FUSE = 1.0  # the retriever's weight in a reranked order: README, Inference (fused, measured)
 SKIP_IN_FINGERPRINT = {"README.md", CARD_FILE}
 
 
@@ -252,21 +253,30 @@ def boosted(ids: Sequence[int], scores: Sequence[float], unseen: set[int], boost
 
 
 def rerank(row: Any, retrieved: list[int], top_n: int, scores_of: Callable[[Any, list[int]], dict[int, float]],
-           unseen: set[int], boost: float) -> list[int]:
-    """The retriever's list with its first ``top_n`` re-ordered by the reranker (boost applied)."""
+           unseen: set[int], boost: float, first: Sequence[float] | None = None, fuse: float = 0.0) -> list[int]:
+    """The retriever's list with its first ``top_n`` re-ordered by the reranker (boost applied).
+
+    ``fuse`` > 0 adds ``fuse`` x the first stage's score over its temperature (``first``, the retriever's
+    scores of ``retrieved``) to the reranker's: a product of the two models' probabilities, so a reranker
+    unsure between candidates (flat letter probabilities) leaves them in the retriever's order.  The first
+    stage's scores already carry the unseen boost (``fuse`` x ln B of it), so only the rest is added here."""
     head = retrieved[:top_n]
     scores = scores_of(row, head)
-    return boosted(head, [scores[m] for m in head], unseen, boost, RERANKER_TEMPERATURE) + retrieved[top_n:]
+    if not fuse or first is None:
+        return boosted(head, [scores[m] for m in head], unseen, boost, RERANKER_TEMPERATURE) + retrieved[top_n:]
+    combined = [scores[m] + fuse * first[i] / RETRIEVER_TEMPERATURE for i, m in enumerate(head)]
+    return boosted(head, combined, unseen, boost ** (1.0 - fuse), RERANKER_TEMPERATURE) + retrieved[top_n:]
 
 
 def rank_rows(rows: Sequence[Any], retriever: Retriever | Ensemble, misconceptions: dict[int, str], k: int = 25,
               reranker: Reranker | None = None, top_n: int = 8, unseen: set[int] = frozenset(),
               boost: float = 1.0, batch_size: int = 256, skip_margin: float | None = None,
-              stats: dict | None = None) -> Iterator[list[int]]:
+              stats: dict | None = None, fuse: float = 0.0) -> Iterator[list[int]]:
     """The top-k misconception ids of each row, in input order, computed a batch at a time.
 
     ``skip_margin``: a row whose first-stage score of its first candidate leads the second's by at least
-    this much is not reranked (the first stage is confident); ``stats`` counts reranked and skipped rows."""
+    this much is not reranked (the first stage is confident); ``stats`` counts reranked and skipped rows.
+    ``fuse``: the first stage's weight in the reranked order (see ``rerank``; 0: the reranker's alone)."""
     bonus = retriever.bonus(unseen, boost)
     stats = stats if stats is not None else {}
     for start in range(0, len(rows), batch_size):
@@ -279,5 +289,5 @@ def rank_rows(rows: Sequence[Any], retriever: Retriever | Ensemble, misconceptio
                 stats["reranked"] = stats.get("reranked", 0) + 1
                 ids = rerank(row, ids, top_n,
                              lambda r, head: dict(zip(head, reranker.score(r, [misconceptions[m] for m in head]))),
-                             unseen, boost)
+                             unseen, boost, scores, fuse)
             yield ids[:k]

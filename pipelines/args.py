@@ -27,6 +27,13 @@ def count(value: str) -> int:
     return n
 
 
+def weight(value: str) -> float:
+    w = float(value)
+    if not w >= 0 or w == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number, 0 or more, got {value}")
+    return w
+
+
 def repeat(value: str) -> int | None:
     """--synth-repeat: a whole number of uses per epoch, or auto (None)."""
     if value.strip() == "auto":

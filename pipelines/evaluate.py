@@ -27,7 +27,8 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from rankers import ModelError
 from pipelines.args import (FOLD_BY, UsageError, add_fold_args, add_listwise_args, count, positive, positive_floats,
-                            repeats, run_main)
+                            repeats, run_main, weight)
+from inference.ranking import DEFAULT_FUSE
 from prompts import TemplateError
 from store import StoreError
 from trainers import TrainError
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "per pass (default pointwise)")
     add_listwise_args(rr)
     rr.add_argument("--rerank-top", type=positive, default=8, metavar="N", help="candidates reranked (default 8)")
+    rr.add_argument("--rerank-fuse", type=weight, default=DEFAULT_FUSE, metavar="W",
+                    help=f"the retriever's weight in the reranked order, as in pipelines.infer (default {DEFAULT_FUSE:g})")
     rr.add_argument("--rerank-pairs", type=count, default=64, metavar="N",
                     help="validation pairs per fold that are reranked, a seeded sample (0: all; default 64: "
                          "an LLM on CPU scores about 2 candidates/s)")
@@ -148,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                                   hard_negatives=args.hard_negatives, lr=args.lr, seed=args.seed),
         mix=MixRule(args.synth_per_misconception, math.inf, args.seed), repeats=args.synth_repeat,
         reranker=None if args.reranker == "none" else args.reranker, reranker_kind=args.reranker_kind,
-        rerank_window=args.rerank_window, rerank_orders=args.rerank_orders, top_n=args.rerank_top,
+        rerank_window=args.rerank_window, rerank_orders=args.rerank_orders, top_n=args.rerank_top, rerank_fuse=args.rerank_fuse,
         rerank_pairs=args.rerank_pairs or None, boosts=args.unseen_boost)
     report = Path(args.report)
     print(f"evaluate: {len(data.train_pairs):,} real pairs, {args.folds} folds ({', '.join(schemes)}, seed "

@@ -36,7 +36,8 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from llm import BackendError
 from rankers import ModelError
-from pipelines.args import add_listwise_args, count, positive, positive_floats, run_main
+from pipelines.args import add_listwise_args, count, positive, positive_floats, run_main, weight
+from inference.ranking import DEFAULT_FUSE
 from prompts import TemplateError
 
 USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError, BackendError)
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not rerank a wrong answer whose first-stage score of its first candidate leads the second "
                         "by M or more (the retriever is confident; cosine for one retriever, weighted rank for a rank "
                         "ensemble) (default: rerank every one)")
+    p.add_argument("--rerank-fuse", type=weight, default=DEFAULT_FUSE, metavar="W",
+                   help="order the reranked candidates by the reranker's log-probability plus W x the retriever's "
+                        "(cosine x 20): 1 multiplies the two models' probabilities, so an unsure reranker keeps the "
+                        f"retriever's order; 0: the reranker's alone (default {DEFAULT_FUSE:g}: README, Inference)")
     p.add_argument("--unseen-boost", type=_boost, default=DEFAULT_BOOST, metavar="B",
                    help="multiply the probability of misconceptions with no row in train.csv by B "
                         f"(default {DEFAULT_BOOST:g}: see README, Evaluation)")
@@ -170,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"reranker: {reranker.name}, top {args.rerank_top} reranked"
               + (f" in windows of {windows.size}{', both orders' if windows.reverse else ''}"
                  if reranker.kind == "listwise" else "")
+              + (f", fused with the retriever (weight {args.rerank_fuse:g})" if args.rerank_fuse else "")
               + ("; untrained pointwise, it lowered MAP@25 in README's evaluation (--reranker none skips it)"
                  if not reranker.trained and reranker.kind == "pointwise" else ""), flush=True)
     unseen = {m for m, n in data.real_row_counts().items() if n == 0}
@@ -188,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             for pair, ids in zip(pairs, rank_rows(pairs, retriever, data.misconceptions, k=25, reranker=reranker,
                                                   top_n=args.rerank_top, unseen=unseen, boost=args.unseen_boost,
                                                   batch_size=args.batch_size, skip_margin=args.rerank_skip_margin,
-                                                  stats=stats)):
+                                                  stats=stats, fuse=args.rerank_fuse)):
                 f.write(f"{pair.key},{' '.join(map(str, ids))}\n")
                 bar.update(1)
     finally:

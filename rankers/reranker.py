@@ -180,9 +180,13 @@ def shared_prefix_logits(model, inputs: list[list[int]], pad_id: int):
     n = common_prefix(inputs)
     if len(inputs) < 2 or n < MIN_SHARED:
         return last_logits(model, inputs, pad_id)
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    # transformers 5.2x renamed past_key_values to cache (the old name warns, then goes)
+    name = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
     dev = next(model.parameters()).device
-    cache = model(input_ids=torch.tensor([inputs[0][:n]], device=dev), use_cache=True,
-                  logits_to_keep=1).past_key_values
+    cache = getattr(model(input_ids=torch.tensor([inputs[0][:n]], device=dev), use_cache=True, logits_to_keep=1),
+                    name)
     cache.batch_repeat_interleave(len(inputs))
     rests = [x[n:] for x in inputs]
     width = max(len(r) for r in rests)
@@ -194,7 +198,7 @@ def shared_prefix_logits(model, inputs: list[list[int]], pad_id: int):
         mask[i, n:n + width - len(r)] = 0
         positions[i, width - len(r):] = torch.arange(n, n + len(r))
     out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
-                past_key_values=cache, logits_to_keep=1)
+                logits_to_keep=1, **{name: cache})
     return out.logits[:, -1, :].float()
 
 

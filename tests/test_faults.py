@@ -1,8 +1,10 @@
 """A synth run through a fault-injecting proxy in front of a llama.cpp server started by hand (--base-url).
 
-Every kind of fault is injected (429 with Retry-After, 500, a hang past the
-timeout, a dropped connection, a malformed and a truncated body), then a
-fifth of the remaining requests fail at random.  The run must finish with
+Every kind of fault that answers at once is injected (429 with Retry-After, 500,
+a dropped connection, a malformed and a truncated body), then a fifth of the
+remaining requests fail at random.  A hang past the timeout is the same retry
+path with a wait; test_backends checks it on one short request, not here, where
+the timeout must exceed the slowest real request.  The run must finish with
 every item kept or rejected with a reason, nothing lost, nothing duplicated,
 and every injected fault accounted as a retry of its kind.
 """
@@ -17,15 +19,15 @@ from tests.test_end_to_end import small_cluster  # noqa: F401 - a fixture
 from tests.test_store import REQUIRED
 
 pytestmark = pytest.mark.llm
-TIMEOUT = 100  # seconds per attempt: far above the slowest real request on 2 idle cores, so only the injected hang times out
+TIMEOUT = 300  # seconds per attempt: far above the slowest real request on 2 cores, so no request times out
 
 
 @pytest.fixture
 def proxy(llama_server):
-    kinds = ["429", "500", "drop", "malformed", "truncated", "hang"]
+    kinds = ["429", "500", "drop", "malformed", "truncated"]
     sequence = [k for kind in kinds for k in (None, kind)]  # every second request faulty until each kind was seen
-    p = FaultProxy(f"http://127.0.0.1:{llama_server.port}", rate=0.2, kinds=tuple(kinds[:-1]), seed=3,
-                   sequence=sequence, hang_seconds=TIMEOUT + 15).start()
+    p = FaultProxy(f"http://127.0.0.1:{llama_server.port}", rate=0.2, kinds=tuple(kinds), seed=3,
+                   sequence=sequence).start()
     yield p
     p.stop()
 
@@ -50,7 +52,7 @@ def test_synth_through_faults_loses_and_duplicates_nothing(tmp_path, data_dir, s
     # every injected fault was retried and counted under its kind
     usage = record["usage"]
     assert sum(u["retries"] for u in usage.values()) == sum(proxy.injected.values())
-    assert set(proxy.injected) == {"429", "500", "hang", "drop", "malformed", "truncated"}
+    assert set(proxy.injected) == {"429", "500", "drop", "malformed", "truncated"}
     failures: dict[str, int] = {}
     for u in usage.values():
         for kind, n in u["failures"].items():

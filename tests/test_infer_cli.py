@@ -96,7 +96,7 @@ def test_labelled_questions_boost_and_streaming(tmp_path, data_dir):
     assert 0 < sum(ap) / len(ap) < 1
 
 
-@pytest.mark.parametrize("case", ["missing file", "missing column", "bad retriever", "bad boost"])
+@pytest.mark.parametrize("case", ["missing file", "missing column", "bad retriever", "bad boost", "bad fuse"])
 def test_user_mistakes_are_one_line_errors(tmp_path, data_dir, case):
     out = tmp_path / "s.csv"
     args = ["--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"), "--out", str(out),
@@ -110,13 +110,15 @@ def test_user_mistakes_are_one_line_errors(tmp_path, data_dir, case):
     elif case == "bad retriever":
         (tmp_path / "empty").mkdir()
         args += ["--retriever", str(tmp_path / "empty")]
-    else:
+    elif case == "bad boost":
         args += ["--unseen-boost", "0"]
+    else:
+        args += ["--rerank-fuse", "-1"]
     r = run_cli("pipelines.infer", *args)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert "Traceback" not in r.stderr and "error:" in lines[-1], r.stderr
-    if case != "bad boost":  # argparse adds its usage line above the error
+    if not case.startswith("bad ") or case == "bad retriever":  # argparse adds its usage line above the error
         assert len(lines) == 1, r.stderr
     assert not out.exists()
 
@@ -158,9 +160,10 @@ def test_infer_reranks_listwise_through_a_server_started_by_hand(tmp_path, data_
         r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(one_question),
                     "--out", str(out), "--models", str(tmp_path / "none"), "--rerank-top", "6", "--no-progress",
                     "--reranker-base-url", server.base_url, "--rerank-window", "4", "--rerank-stride", "2",
-                    "--request-cache", str(tmp_path / "rerank.sqlite"))
+                    "--request-cache", str(tmp_path / "rerank.sqlite"), "--rerank-fuse", "1")
     assert r.returncode == 0, r.stderr
     assert "served-qwen served at" in r.stdout and "top 6 reranked in windows of 4, both orders" in r.stdout
+    assert "fused with the retriever (weight 1)" in r.stdout
     pairs = load_questions(one_question)
     # 6 candidates in windows of 4, stride 2: windows at 0 and 2, each in both orders
     assert f"reranker requests: {4 * len(pairs)} (0 from the cache)" in r.stdout

@@ -196,6 +196,19 @@ def test_listwise_windows_cover_every_candidate_in_both_orders():
         Windows(27)
 
 
+def test_fusing_keeps_the_retriever_order_where_the_reranker_is_unsure():
+    from inference.ranking import rerank
+
+    retrieved, first = [7, 3, 5, 9], [0.60, 0.55, 0.50, 0.10]  # cosines, best first
+    flat = lambda row, head: {m: math.log(1 / 3) for m in head}  # noqa: E731 - letter probabilities all alike
+    sure = lambda row, head: {7: math.log(0.01), 3: math.log(0.01), 5: math.log(0.98)}  # noqa: E731
+    assert rerank(None, retrieved, 3, sure, set(), 1.0) == [5, 7, 3, 9]  # the reranker alone
+    assert rerank(None, retrieved, 3, flat, set(), 1.0, first, fuse=1.0) == [7, 3, 5, 9]
+    # sure enough to overcome a cosine gap of 0.10 (2.0 in log-probability at T = 1/20); ties keep the order
+    assert rerank(None, retrieved, 3, sure, set(), 1.0, first, fuse=1.0) == [5, 7, 3, 9]
+    assert rerank(None, retrieved, 3, sure, set(), 1.0, first, fuse=10.0) == [7, 3, 5, 9]
+
+
 def test_a_shared_prefix_run_once_gives_the_logits_of_each_whole_prompt(tmp_path):
     """A window and its reverse share their first part; reusing its keys and values changes no logit."""
     import torch
