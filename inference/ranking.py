@@ -262,9 +262,8 @@ def rerank(row: Any, retrieved: list[int], top_n: int, scores_of: Callable[[Any,
     stage's scores already carry the unseen boost (``fuse`` x ln B of it), so only the rest is added here."""
     head = retrieved[:top_n]
     scores = scores_of(row, head)
-    if not fuse or first is None:
-        return boosted(head, [scores[m] for m in head], unseen, boost, RERANKER_TEMPERATURE) + retrieved[top_n:]
-    combined = [scores[m] + fuse * first[i] / RETRIEVER_TEMPERATURE for i, m in enumerate(head)]
+    fuse = fuse if first is not None else 0.0
+    combined = [scores[m] + (fuse * first[i] / RETRIEVER_TEMPERATURE if fuse else 0.0) for i, m in enumerate(head)]
     return boosted(head, combined, unseen, boost ** (1.0 - fuse), RERANKER_TEMPERATURE) + retrieved[top_n:]
 
 
