@@ -95,4 +95,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from eedi import DataError
+    from embeddings import EmbedderError
+    from llm import BackendError
+    from pipelines.args import guard
+    from prompts import TemplateError
+
+    sys.exit(guard(main, (DataError, BackendError, EmbedderError, TemplateError)))

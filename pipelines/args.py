@@ -1,6 +1,6 @@
 """What the command-line interfaces share: argparse value types (a bad value is a usage error, exit 2),
-the fold flags, ``UsageError`` for flags that contradict each other, and ``run_main``: a user's mistake
-is one line and exit 2, Ctrl-C exit 130."""
+the fold flags, ``UsageError`` for flags that contradict each other, and ``run_main``/``guard``: a user's
+mistake is one line and exit 2, Ctrl-C exit 130."""
 from __future__ import annotations
 
 import argparse
@@ -79,8 +79,15 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
         import torch
 
         torch.set_num_threads(args.threads)
+    return guard(lambda: run(args), user_errors, interrupted)
+
+
+def guard(job: Callable[[], int | None], user_errors: tuple[type[BaseException], ...],
+          interrupted: str = "interrupted") -> int:
+    """Run ``job`` (a CLI's or a benchmark's); a user's mistake prints ``error: ...`` (one line) and
+    returns 2, Ctrl-C 130; otherwise the job's exit status (None is 0)."""
     try:
-        return run(args)
+        return job() or 0
     except (*user_errors, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
