@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eedi import load_eedi, resolve_data_dir  # noqa: E402
 from eedi.metrics import ranking_metrics  # noqa: E402
 from eedi.splits import FoldSpec  # noqa: E402
-from inference import Ensemble, Reranker, Retriever, rank_rows  # noqa: E402
+from inference import Ensemble, Memoized, Reranker, Retriever, rank_rows  # noqa: E402
 from llm import cache_dir  # noqa: E402
 from rankers.listwise import Windows  # noqa: E402
 
@@ -66,7 +66,7 @@ def main() -> None:
     names = data.misconceptions
 
     def score(label, retriever, reranker=None):
-        memo = Memo(reranker) if reranker is not None else None
+        memo = Memoized(reranker) if reranker is not None else None
         for fuse in [0.0] + (fuses if reranker is not None else []):
             t0 = time.perf_counter()
             ranked = list(rank_rows(rows, retriever, names, k=25, reranker=memo, top_n=args.rerank_top, fuse=fuse))
@@ -102,19 +102,6 @@ def main() -> None:
         score("+ listwise trained on the fold, both orders", first, trained)
         trained.scorer.windows = Windows(k, reverse=False)
         score("+ listwise trained on the fold, forward", first, trained)
-
-
-class Memo:
-    """A reranker whose scores are kept: the fused orders are scored from the same LLM answers."""
-
-    def __init__(self, reranker):
-        self.reranker, self.kept = reranker, {}
-
-    def score(self, row, names):
-        key = (row.key, tuple(names))
-        if key not in self.kept:
-            self.kept[key] = self.reranker.score(row, names)
-        return self.kept[key]
 
 
 def served(args, rows, score, first, k: int) -> None:
@@ -161,4 +148,11 @@ def train_listwise(args, train_pairs, misconceptions: dict[int, str], out: Path,
 
 
 if __name__ == "__main__":
-    main()
+    from eedi import DataError
+    from embeddings import EmbedderError
+    from llm import BackendError
+    from pipelines.args import guard
+    from prompts import TemplateError
+    from rankers import ModelError
+
+    sys.exit(guard(main, (DataError, BackendError, EmbedderError, TemplateError, ModelError)))

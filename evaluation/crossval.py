@@ -40,7 +40,7 @@ from pathlib import Path
 from eedi import Pair
 from eedi.metrics import average_precision_at_k
 from eedi.splits import FoldSpec, group_folds
-from inference.ranking import DEFAULT_FUSE, Reranker, Retriever, rerank
+from inference.ranking import DEFAULT_FUSE, Memoized, Reranker, Retriever, rerank
 from store.files import write_json_atomic
 from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
 from trainers.retriever import RetrieverConfig, train_retriever
@@ -158,22 +158,14 @@ def score_rankings(rankings: dict[str, list[int]], truths: dict[str, int], unsee
 
 
 class ScoreCache:
-    """Reranker scores by (pair key, misconception id): a zero-shot reranker scores a pair once for every condition
-    (listwise: by pair and the list of candidates shown, since a letter's probability depends on the others)."""
+    """Reranker scores of a pair's candidate ids (``Memoized``): a zero-shot reranker scores a pair once for
+    every condition."""
 
     def __init__(self, reranker: Reranker, misconceptions: dict[int, str]):
-        self.reranker, self.misconceptions, self.scores = reranker, misconceptions, {}
+        self.memo, self.misconceptions = Memoized(reranker), misconceptions
 
     def __call__(self, pair: Pair, ids: list[int]) -> dict[int, float]:
-        if getattr(self.reranker, "kind", "pointwise") == "listwise":  # a score depends on the whole list shown
-            key = (pair.key, tuple(ids))
-            if key not in self.scores:
-                self.scores[key] = dict(zip(ids, self.reranker.score(pair, [self.misconceptions[m] for m in ids])))
-            return self.scores[key]
-        todo = [m for m in ids if (pair.key, m) not in self.scores]
-        for m, s in zip(todo, self.reranker.score(pair, [self.misconceptions[m] for m in todo])):
-            self.scores[(pair.key, m)] = s
-        return {m: self.scores[(pair.key, m)] for m in ids}
+        return dict(zip(ids, self.memo.score(pair, [self.misconceptions[m] for m in ids])))
 
 
 def evaluate_condition(retriever: Retriever, val: list[Pair], rerank_sample: set[str], unseen_ids: set[int],

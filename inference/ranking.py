@@ -244,6 +244,27 @@ class ServedReranker:
         self.pool.close()
 
 
+class Memoized:
+    """A reranker whose scores are kept, so one LLM answer serves every order built from it (fused orders,
+    boosts, evaluation conditions). Pointwise scores are kept per (row, name); listwise ones per (row, list
+    shown), since a letter's probability depends on the other candidates."""
+
+    def __init__(self, reranker: Any):
+        self.reranker, self.kept = reranker, {}
+        self.kind = getattr(reranker, "kind", "pointwise")
+
+    def score(self, row: Any, names: Sequence[str]) -> list[float]:
+        if self.kind == "listwise":
+            key = (row.key, tuple(names))
+            if key not in self.kept:
+                self.kept[key] = list(self.reranker.score(row, names))
+            return self.kept[key]
+        todo = [n for n in dict.fromkeys(names) if (row.key, n) not in self.kept]
+        for n, s in zip(todo, self.reranker.score(row, todo) if todo else []):
+            self.kept[(row.key, n)] = s
+        return [self.kept[(row.key, n)] for n in names]
+
+
 def boosted(ids: Sequence[int], scores: Sequence[float], unseen: set[int], boost: float,
             temperature: float) -> list[int]:
     """``ids`` re-sorted by score, with T·ln(boost) added to the unseen ones (stable on ties)."""

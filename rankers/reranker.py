@@ -152,17 +152,24 @@ class PromptBuilder:
         return ids
 
 
-def last_logits(model, inputs: list[list[int]], pad_id: int):
-    """The logits at the last position of each prompt (a left-padded batch), float32, one row per prompt."""
+def left_padded(inputs: list[list[int]], pad_id: int, start: int = 0):
+    """A left-padded batch of prompts: token ids, attention mask, and position ids counted from ``start``."""
     import torch
 
     width = max(len(x) for x in inputs)
     ids = torch.full((len(inputs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(inputs), width), dtype=torch.long)
+    positions = torch.full((len(inputs), width), start, dtype=torch.long)
     for i, x in enumerate(inputs):
         ids[i, width - len(x):] = torch.tensor(x, dtype=torch.long)
         mask[i, width - len(x):] = 1
-    positions = (mask.cumsum(1) - 1).clamp(min=0)
+        positions[i, width - len(x):] = torch.arange(start, start + len(x))
+    return ids, mask, positions
+
+
+def last_logits(model, inputs: list[list[int]], pad_id: int):
+    """The logits at the last position of each prompt (a left-padded batch), float32, one row per prompt."""
+    ids, mask, positions = left_padded(inputs, pad_id)
     dev = next(model.parameters()).device
     out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
                 logits_to_keep=1)
@@ -188,15 +195,8 @@ def shared_prefix_logits(model, inputs: list[list[int]], pad_id: int):
     cache = getattr(model(input_ids=torch.tensor([inputs[0][:n]], device=dev), use_cache=True, logits_to_keep=1),
                     name)
     cache.batch_repeat_interleave(len(inputs))
-    rests = [x[n:] for x in inputs]
-    width = max(len(r) for r in rests)
-    ids = torch.full((len(rests), width), pad_id, dtype=torch.long)
-    mask = torch.ones((len(rests), n + width), dtype=torch.long)  # left padding of the rests, after the prefix
-    positions = torch.full((len(rests), width), n, dtype=torch.long)
-    for i, r in enumerate(rests):
-        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, n:n + width - len(r)] = 0
-        positions[i, width - len(r):] = torch.arange(n, n + len(r))
+    ids, rest_mask, positions = left_padded([x[n:] for x in inputs], pad_id, start=n)
+    mask = torch.cat([torch.ones((len(inputs), n), dtype=torch.long), rest_mask], dim=1)  # the prefix, then the rests
     out = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev),
                 logits_to_keep=1, **{name: cache})
     return out.logits[:, -1, :].float()

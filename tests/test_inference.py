@@ -209,6 +209,31 @@ def test_fusing_keeps_the_retriever_order_where_the_reranker_is_unsure():
     assert rerank(None, retrieved, 3, sure, set(), 1.0, first, fuse=10.0) == [7, 3, 5, 9]
 
 
+def test_memoized_scores_each_candidate_once_and_a_listwise_list_as_a_whole():
+    from types import SimpleNamespace
+
+    from inference import Memoized
+
+    class Counting:  # a reranker whose score is the name's length; it records what it was asked
+        def __init__(self, kind):
+            self.kind, self.asked = kind, []
+
+        def score(self, row, names):
+            self.asked.append(list(names))
+            return [float(len(n)) for n in names]
+
+    row = SimpleNamespace(key="q1_A")
+    pointwise = Counting("pointwise")
+    memo = Memoized(pointwise)
+    assert memo.score(row, ["ab", "abc"]) == [2.0, 3.0]
+    assert memo.score(row, ["abc", "a", "ab"]) == [3.0, 1.0, 2.0]
+    assert pointwise.asked == [["ab", "abc"], ["a"]]  # only the new candidate was scored
+    listwise = Counting("listwise")
+    memo = Memoized(listwise)
+    memo.score(row, ["ab", "abc"]), memo.score(row, ["ab", "abc"]), memo.score(row, ["abc", "ab"])
+    assert listwise.asked == [["ab", "abc"], ["abc", "ab"]]  # a new list is a new prompt
+
+
 def test_a_shared_prefix_run_once_gives_the_logits_of_each_whole_prompt(tmp_path):
     """A window and its reverse share their first part; reusing its keys and values changes no logit."""
     import torch
