@@ -148,11 +148,6 @@ def train_listwise(args, train_pairs, misconceptions: dict[int, str], out: Path,
 
 
 if __name__ == "__main__":
-    from eedi import DataError
-    from embeddings import EmbedderError
-    from llm import BackendError
-    from pipelines.args import guard
-    from prompts import TemplateError
-    from rankers import ModelError
+    from pipelines.args import guard, user_errors
 
-    sys.exit(guard(main, (DataError, BackendError, EmbedderError, TemplateError, ModelError)))
+    sys.exit(guard(main, user_errors()))

@@ -93,10 +93,6 @@ def report(r: dict) -> None:
     print(f"           stage s/item {r['stage s/item']}  passed/in {r['passed/in']}", flush=True)
 
 if __name__ == "__main__":
-    from eedi import DataError
-    from embeddings import EmbedderError
-    from llm import BackendError
-    from pipelines.args import guard
-    from prompts import TemplateError
+    from pipelines.args import guard, user_errors
 
-    sys.exit(guard(main, (DataError, BackendError, EmbedderError, TemplateError)))
+    sys.exit(guard(main, user_errors()))

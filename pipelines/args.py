@@ -82,6 +82,20 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
     return guard(lambda: run(args), user_errors, interrupted)
 
 
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors every layer raises for a user's mistake (data, model, server, store, template, training),
+    for a script that reaches all of them (the benchmarks)."""
+    from eedi import DataError
+    from embeddings import EmbedderError
+    from llm import BackendError
+    from prompts import TemplateError
+    from rankers import ModelError
+    from store import StoreError
+    from trainers import TrainError
+
+    return DataError, EmbedderError, BackendError, TemplateError, ModelError, StoreError, TrainError
+
+
 def guard(job: Callable[[], int | None], user_errors: tuple[type[BaseException], ...],
           interrupted: str = "interrupted") -> int:
     """Run ``job`` (a CLI's or a benchmark's); a user's mistake prints ``error: ...`` (one line) and
