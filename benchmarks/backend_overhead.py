@@ -95,6 +95,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from pipelines.args import guard, user_errors
+    from pipelines.args import all_user_errors, guard
 
-    sys.exit(guard(main, user_errors()))
+    sys.exit(guard(main, all_user_errors()))

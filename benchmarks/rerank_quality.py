@@ -148,6 +148,6 @@ def train_listwise(args, train_pairs, misconceptions: dict[int, str], out: Path,
 
 
 if __name__ == "__main__":
-    from pipelines.args import guard, user_errors
+    from pipelines.args import all_user_errors, guard
 
-    sys.exit(guard(main, user_errors()))
+    sys.exit(guard(main, all_user_errors()))

@@ -93,6 +93,6 @@ def report(r: dict) -> None:
     print(f"           stage s/item {r['stage s/item']}  passed/in {r['passed/in']}", flush=True)
 
 if __name__ == "__main__":
-    from pipelines.args import guard, user_errors
+    from pipelines.args import all_user_errors, guard
 
-    sys.exit(guard(main, user_errors()))
+    sys.exit(guard(main, all_user_errors()))

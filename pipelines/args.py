@@ -82,7 +82,7 @@ def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,
     return guard(lambda: run(args), user_errors, interrupted)
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
+def all_user_errors() -> tuple[type[BaseException], ...]:
     """The errors every layer raises for a user's mistake (data, model, server, store, template, training),
     for a script that reaches all of them (the benchmarks)."""
     from eedi import DataError
