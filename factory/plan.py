@@ -4,9 +4,10 @@ An item is the ``k``-th for a target misconception.  Question mode makes ``--per
 questions per target.  Distractor mode writes one new wrong answer per *base question*: real questions
 whose construct fits the target, chosen from the pool the shots come from (the real rows of the
 target's cluster and of the ``POOL_NEIGHBOURS`` misconceptions nearest to it), ranked by the cosine
-similarity of their construct name to the target's name, questions not yet used by an earlier target
-of the cluster first (so a cluster's items spread over its questions); the ``k``-th item takes the
-``k``-th base.
+similarity of their construct name to the target's name, those whose answers are a closed set of words
+or pictures last (a new wrong answer unlike their four hardly exists), questions not yet used by an
+earlier target of the cluster first (so a cluster's items spread over its questions); the ``k``-th item
+takes the ``k``-th base.
 Questions with a row of the hidden fold (``--hide-fold``) are never bases.
 
 ``ItemKey`` names what was generated (misconception, item index, seed, generator model, mode and base
@@ -23,6 +24,7 @@ from embeddings import nearest
 from factory.config import SynthConfig
 from factory.world import ConfigError, World
 from generators import ShotPicker, Target
+from generators.distractor import closed_question
 
 POOL_NEIGHBOURS = 20  # nearest misconceptions (with real rows) whose questions may be bases
 
@@ -75,7 +77,8 @@ class BasePicker:
         if not pool:
             return []
         sims = np.array([self.construct_vector[self.questions[q].ConstructName] @ w.vectors[own] for q in pool])
-        order = np.lexsort((np.arange(len(pool)), -sims))
+        closed = np.array([closed_question(self.questions[q]) for q in pool])
+        order = np.lexsort((np.arange(len(pool)), -sims, closed))
         return [self.questions[pool[i]] for i in order]
 
 

@@ -6,6 +6,11 @@ holding the target misconception gives, with one line of the pupil's working (a 
 The system message (instructions and the cluster's real examples) is shared by every item of a
 cluster; the user message holds the misconception and the question.
 
+The prompt shows the question alone, not its correct answer or options: shown them, the 0.5B model
+mostly answers with the correct answer (measured in README). Only a question whose answers are a
+closed set of words or pictures ("Only Tom", "Acute", a graph) shows them, so that the answer keeps
+their form; the planner uses such questions as bases last.
+
 An answer equal to the correct one or to one of the question's options, or that is only an option
 letter, is retried with a new seed; after ``--max-attempts`` the item is rejected (stage ``rules``).
 The working can serve as the row's ``Rationale`` (``--rationale working``).
@@ -49,9 +54,19 @@ class Distractor(BaseModel):
         return v[:MAX_WORKING_CHARS]
 
 
+_MATHS = re.compile(r"\d|\\\(|\$")
+
+
 def options_of(base) -> list[str]:
     """A real question's wrong answers (the pair's own first)."""
     return [base.IncorrectAnswerText, *base.OtherAnswerTexts]
+
+
+def closed_question(base) -> bool:
+    """Whether a real question's four answers are a closed set of words or pictures ("Only Tom", "Acute",
+    an image): none holds a number or LaTeX, so a new wrong answer unlike all four hardly exists."""
+    answers = [base.CorrectAnswerText, *options_of(base)]
+    return not any(_MATHS.search(a) and not a.lstrip().startswith("![") for a in answers)
 
 
 def distractor_rules(answer: str, correct: str, options: list[str]) -> str | None:
@@ -74,9 +89,9 @@ class DistractorWriter(TemplateStep):
 
     def prompt(self, target: Any) -> ChatRequest:
         base = target.base
+        offered = [base.CorrectAnswerText, *options_of(base)] if closed_question(base) else []
         return self.request(target.seed, shots=target.shots, misconception=target.misconception_name,
-                            question=base.QuestionText, correct_answer=base.CorrectAnswerText,
-                            options=options_of(base))
+                            question=base.QuestionText, offered=offered)
 
     def parse(self, target: Any, text: str) -> Distractor:
         return parse_model(Distractor, text)

@@ -41,6 +41,29 @@ def test_distractor_rules_and_parse():
         writer.parse(None, "The answer is 5/12")
 
 
+def test_distractor_prompt_shows_the_question_alone_unless_its_answers_are_words():
+    from types import SimpleNamespace as NS
+
+    from eedi import Pair
+    from generators.distractor import closed_question
+
+    def target(correct, options):
+        base = Pair(QuestionId="7", Answer="B", ConstructId=1, ConstructName="c", SubjectId=1, SubjectName="s",
+                    QuestionText="12 cakes, 5 people?", CorrectAnswerText=correct, IncorrectAnswerText=options[0],
+                    OtherAnswerTexts=tuple(options[1:]), MisconceptionId=1)
+        return NS(base=base, seed=3, shots=(), misconception_name="Swaps numerator and denominator")
+
+    writer = DistractorWriter()
+    numbers = target(r"\( \frac{12}{5} \)", ["60", "7", "17"])
+    words = target("Only Tom", ["Only Katie", "Both Tom and Katie", "Neither is correct"])
+    pictures = target("![A bar of 3 parts]()", ["![A bar of 4 parts]()", "![A circle]()", "![A square]()"])
+    assert not closed_question(numbers.base) and closed_question(words.base) and closed_question(pictures.base)
+    user = writer.prompt(numbers).messages[-1][1]
+    assert "12 cakes" in user and "frac" not in user and "60" not in user  # no correct answer, no options: no echo
+    user = writer.prompt(words).messages[-1][1]
+    assert "Only Tom | Only Katie | Both Tom and Katie | Neither is correct" in user  # the closed set, to keep its form
+
+
 def test_letter_probabilities_from_top_logprobs_or_the_written_letter():
     r = ChatResponse(text="B", prompt_tokens=1, completion_tokens=1,
                      top_logprobs=((" B", -0.1), ("A", -2.5), ("b", -3.0), ("Hello", -0.05), ("E", -9.0)))

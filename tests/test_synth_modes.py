@@ -96,6 +96,10 @@ def test_distractor_bases_fit_and_avoid_the_hidden_fold(data_dir):
     for t in targets:
         by_target.setdefault(t.misconception_id, []).append(t.base.QuestionId)
     assert all(len(set(q)) == len(q) <= 3 for q in by_target.values())  # distinct bases per target
+    from generators.distractor import closed_question
+
+    closed = [closed_question(t.base) for t in targets]  # words-or-pictures answers: bases of last resort
+    assert sum(closed) < 0.05 * len(closed)
 
 
 # ---------- with the embedded LLM ----------
