@@ -53,7 +53,9 @@ def journal_lines(store) -> int:
     return sum(f.read_text().count("\n") for f in journal.glob("*.jsonl")) if journal.is_dir() else 0
 
 
-def cached_answers(store) -> int:
+def cached_answers(store) -> int | None:
+    """How many answers the run's request cache holds; None when it cannot be read right now (a reading of 0
+    taken while the writer held the file would make the next good reading look like a new answer)."""
     path = store / ".cache" / "requests.sqlite"
     if not path.is_file():
         return 0
@@ -61,7 +63,7 @@ def cached_answers(store) -> int:
         with closing(sqlite3.connect(path, timeout=1)) as db:
             return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     except sqlite3.Error:
-        return 0
+        return None
 
 
 def copy_database(source, target) -> None:
@@ -80,14 +82,19 @@ def rows(store, split="train"):
     return sorted(table.to_pylist(), key=lambda r: r["ItemKey"]), versions
 
 
-def server_processes() -> set[int]:
+def server_processes(parent: int | None = None) -> set[int]:
+    """The llama.cpp servers running now (only those started by ``parent``, if given)."""
     found = set()
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"llama_cpp.server" in f.read():
-                    found.add(int(pid))
-        except (OSError, ValueError):
+                if b"llama_cpp.server" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if parent is None or ppid == parent:
+                found.add(int(pid))
+        except (OSError, ValueError, IndexError):
             pass
     return found
 
@@ -98,22 +105,26 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     listed = tmp_path / "targets.txt"
     listed.write_text("# the small cluster's targets\n" + "\n".join(map(str, sorted(targets))) + "\n")
     cmd = distractor_command(data_dir, store, listed, "--batch-size", "1", "--seed", "7")
-    servers_before = server_processes()
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     # Kill once the first item is journalled and the second has at least one answer in the request cache.
     deadline, answers_at_first_item = time.monotonic() + 900, None
     while time.monotonic() < deadline and proc.poll() is None:
-        if answers_at_first_item is None and journal_lines(store) >= 1:
-            answers_at_first_item = cached_answers(store)
-        if answers_at_first_item is not None and cached_answers(store) > answers_at_first_item:
-            break
+        first_item_done = answers_at_first_item is not None or journal_lines(store) >= 1
+        answers = cached_answers(store) if first_item_done else None  # read after the journal: item 1's is in
+        if answers is not None:
+            if answers_at_first_item is None:
+                answers_at_first_item = answers
+            elif answers > answers_at_first_item:
+                break
         time.sleep(0.2)
     assert proc.poll() is None, "the run ended before it could be killed:\n" + proc.stderr.read().decode()[-2000:]
+    own_servers = server_processes(parent=proc.pid)  # not another run's: the check must hold beside other work
+    assert own_servers, "the run's llama.cpp server was not found"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     time.sleep(1.0)
-    assert server_processes() <= servers_before, "the killed run left its llama.cpp server running"
+    assert not own_servers & server_processes(), "the killed run left its llama.cpp server running"
 
     resumed = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
