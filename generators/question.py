@@ -93,7 +93,6 @@ class Shot:
     misconception: str
     json: str  # the example in the question generator's answer format
     question: str = ""
-    correct_answer: str = ""
     answer: str = ""  # the wrong answer the misconception leads to
 
 

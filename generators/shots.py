@@ -31,7 +31,7 @@ def shot_of(pair: Pair, misconception: str) -> Shot:
         "other_wrong_answers": list(pair.OtherAnswerTexts),
     }
     return Shot(key=pair.key, misconception=misconception, json=json.dumps(answer, ensure_ascii=False),
-                question=pair.QuestionText, correct_answer=pair.CorrectAnswerText, answer=pair.IncorrectAnswerText)
+                question=pair.QuestionText, answer=pair.IncorrectAnswerText)
 
 
 class ShotPicker:
