@@ -104,7 +104,10 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     store = tmp_path / "killed"
     listed = tmp_path / "targets.txt"
     listed.write_text("# the small cluster's targets\n" + "\n".join(map(str, sorted(targets))) + "\n")
-    cmd = distractor_command(data_dir, store, listed, "--batch-size", "1", "--seed", "7")
+    # pick (an LLM check right after the writer) keeps each item open for a few seconds after its first answer, so the
+    # kill lands while an answered item is not yet journalled (one answer an item would leave a window of ms)
+    checks = ("--checks", "pick,round-trip")
+    cmd = distractor_command(data_dir, store, listed, "--batch-size", "1", "--seed", "7", *checks)
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     # Kill once the first item is journalled and the second has at least one answer in the request cache.
@@ -141,7 +144,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     # An uninterrupted run over the same answers (a copy of the request cache) ends with the same rows.
     reference, answers = tmp_path / "reference", tmp_path / "answers.sqlite"
     copy_database(store / ".cache" / "requests.sqlite", answers)
-    straight = subprocess.run(distractor_command(data_dir, reference, listed, "--seed", "7", "--request-cache",
+    straight = subprocess.run(distractor_command(data_dir, reference, listed, "--seed", "7", *checks, "--request-cache",
                                                  str(answers)), cwd=REPO, capture_output=True, text=True, timeout=900)
     assert straight.returncode == 0, straight.stderr[-3000:]
     ref_kept, ref_versions = rows(reference)
@@ -155,7 +158,7 @@ def test_sigkill_then_rerun_ends_like_an_uninterrupted_run(tmp_path, data_dir, s
     record = json.loads(next((reference / "versions").glob("*.json")).read_text())
     assert record["models"]["generator"]["weights_sha256"].startswith("1d9614638d18")
     assert record["models"]["generator"]["backend"] == "llama.cpp"
-    assert [s["name"] for s in record["stages"]] == ["distract", "round-trip", "working", "repeat"]
+    assert [s["name"] for s in record["stages"]] == ["distract", "pick", "round-trip", "working", "repeat"]
     pairs = {p.QuestionId: p for p in prepare(SynthConfig(data_dir=data_dir)).data.train_pairs}
     for r in kept + rejected:  # distractor rows keep a real question and its correct answer
         base = pairs[r["BaseQuestionId"]]
