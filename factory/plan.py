@@ -57,6 +57,7 @@ class BasePicker:
             qids = self.by_misconception.setdefault(p.MisconceptionId, [])
             if p.QuestionId not in qids:
                 qids.append(p.QuestionId)
+        self.closed = {q for q, p in self.questions.items() if closed_question(p)}  # bases of last resort
         constructs = sorted({p.ConstructName for p in self.questions.values()})
         vectors = world.embedder.encode_cached(constructs, "constructs")
         self.construct_vector = dict(zip(constructs, vectors))
@@ -77,7 +78,7 @@ class BasePicker:
         if not pool:
             return []
         sims = np.array([self.construct_vector[self.questions[q].ConstructName] @ w.vectors[own] for q in pool])
-        closed = np.array([closed_question(self.questions[q]) for q in pool])
+        closed = np.array([q in self.closed for q in pool])
         order = np.lexsort((np.arange(len(pool)), -sims, closed))
         return [self.questions[pool[i]] for i in order]
 

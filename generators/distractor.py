@@ -29,6 +29,7 @@ from llm.parsing import parse_model
 
 MAX_ANSWER_CHARS = 120
 _LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
+_MATHS = re.compile(r"\d|\\\(|\$")  # a number or LaTeX: an answer of an open form
 
 
 class Distractor(BaseModel):
@@ -52,9 +53,6 @@ class Distractor(BaseModel):
     @classmethod
     def _working(cls, v: str) -> str:
         return v[:MAX_WORKING_CHARS]
-
-
-_MATHS = re.compile(r"\d|\\\(|\$")
 
 
 def options_of(base) -> list[str]:
