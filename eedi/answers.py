@@ -6,6 +6,10 @@ dropped, ``\\frac{a}{b}`` -> ``(a)/(b)``, ``\\times`` -> ``*``, ``\\div`` -> ``/
 read as numbers (integers, decimals, fractions, percentages; via sympy) they are compared by value,
 otherwise as normalised strings.  So ``\\( \\frac{1}{2} \\)``, ``0.5``, ``1/2`` and ``50%`` are the same,
 and ``x=3`` equals ``3``.
+
+Small models often wrap an answer in a sentence ("The gradient is 5."); ``stated_answer`` takes the
+value out, and ``words`` counts an answer's words, so that a sentence where a value belongs can be told
+apart from an answer of the question's own form.
 """
 from __future__ import annotations
 
@@ -22,6 +26,28 @@ _UNITS = re.compile(r"(?<=[\d)])\s*(?:cm|mm|km|m|kg|g|ml|l|litres?|degrees?|minu
                     r"seconds?|s|p|pence|pounds?|units?|squared|cubed)\s*(?:\^?\{?[23]\}?)?$")
 _LEAD_VAR = re.compile(r"^[a-z]\s*=\s*(?=[-\d(.])")
 _NUMERIC = re.compile(r"^[-+*/().\d\s^]+$")
+# "The answer is 6.", "So the gradient would be \( 5 \)": a subject, a verb of being, then a short value
+_STATED = re.compile(r"^(?:so,?\s+|therefore,?\s+)?(?:the|a|an|my|their|his|her)\s[^=]*?\b"
+                     r"(?:is|are|equals|would be|will be|could be|should be|=)\s+(?P<value>.+?)\s*\.?$",
+                     re.IGNORECASE | re.DOTALL)
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")  # a word of two letters or more, not a LaTeX command
+STATED_MAX_WORDS = 3  # a stated value longer than this is left as the sentence it is
+
+
+def words(answer: str) -> int:
+    """How many words (two letters or more, LaTeX commands not counted) an answer has."""
+    return len(_WORD.findall(str(answer)))
+
+
+def stated_answer(answer: str) -> str:
+    """The value a sentence answer states ("The answer is 6." -> "6", a number or LaTeX of a few words at
+    most); any other answer unchanged."""
+    m = _STATED.match(str(answer).strip())
+    if not m:
+        return answer
+    value = m.group("value").strip()
+    is_value = re.search(r"\d|\\|\$", value) and words(value) <= STATED_MAX_WORDS
+    return value if is_value else answer  # "The angle is acute" stays: a word answer may be an option's form
 
 
 def normalise(answer: str) -> str:

@@ -11,8 +11,11 @@ mostly answers with the correct answer (measured in README). Only a question who
 closed set of words or pictures ("Only Tom", "Acute", a graph) shows them, so that the answer keeps
 their form; the planner uses such questions as bases last.
 
-An answer equal to the correct one or to one of the question's options, or that is only an option
-letter, is retried with a new seed; after ``--max-attempts`` the item is rejected (stage ``rules``).
+A sentence around a value ("The gradient is 5.") is cut to the value (``eedi.answers.stated_answer``).
+An answer equal to the correct one or to one of the question's options, only an option letter, a
+sentence where the options are short (five words or more, twice the longest option's), or working
+that copies the prompt's placeholder is retried with a new seed; after ``--max-attempts`` the item
+is rejected (stage ``rules``).
 The working can serve as the row's ``Rationale`` (``--rationale working``).
 """
 from __future__ import annotations
@@ -23,13 +26,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from generators.step import MAX_WORKING_CHARS, WORKING_AND_ANSWER, TemplateStep
-from eedi.answers import same_answer
+from eedi.answers import same_answer, stated_answer, words
 from llm.base import ChatRequest
 from llm.parsing import parse_model
 
 MAX_ANSWER_CHARS = 120
 _LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
 _MATHS = re.compile(r"\d|\\\(|\$")  # a number or LaTeX: an answer of an open form
+_PLACEHOLDER = re.compile(r"pupil'?s working,? one short sentence", re.IGNORECASE)  # the schema line, copied
+SENTENCE_MIN_WORDS = 5  # an answer of at least this many words, twice any option's, is a sentence
 
 
 class Distractor(BaseModel):
@@ -47,11 +52,13 @@ class Distractor(BaseModel):
             raise ValueError(f"is longer than {MAX_ANSWER_CHARS} characters")
         if _LETTER.match(v):
             raise ValueError("is an option letter, not an answer")
-        return v
+        return stated_answer(v)
 
     @field_validator("working")
     @classmethod
     def _working(cls, v: str) -> str:
+        if _PLACEHOLDER.search(v):
+            raise ValueError("is the prompt's placeholder, not the pupil's working")
         return v[:MAX_WORKING_CHARS]
 
 
@@ -69,6 +76,9 @@ def closed_question(base) -> bool:
 
 def distractor_rules(answer: str, correct: str, options: list[str]) -> str | None:
     """Why a new wrong answer is unusable, or None."""
+    longest = max(words(a) for a in [correct, *options])
+    if words(answer) >= max(SENTENCE_MIN_WORDS, 2 * longest + 1):
+        return "answer is a sentence, not an answer of the options' form"
     if same_answer(answer, correct):
         return "answer equals the correct answer"
     for option in options:

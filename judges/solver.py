@@ -12,10 +12,10 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from generators.step import WORKING_AND_ANSWER, TemplateStep
-from eedi.answers import numeric_value, same_answer
+from eedi.answers import numeric_value, same_answer, stated_answer
 from llm.base import ChatRequest
 from llm.parsing import parse_model
 
@@ -24,6 +24,11 @@ class Solution(BaseModel):
 
     working: str
     answer: str
+
+    @field_validator("answer")
+    @classmethod
+    def _answer(cls, v: str) -> str:
+        return stated_answer(v)  # "The answer is 6." is compared as 6
 
 
 def shown_options(row: dict, seed: int) -> list[str]:

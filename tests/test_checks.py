@@ -41,6 +41,35 @@ def test_distractor_rules_and_parse():
         writer.parse(None, "The answer is 5/12")
 
 
+@pytest.mark.parametrize("written, kept", [
+    ("The answer is 6.", "6"), ("The gradient is 5.", "5"), ("The equation of the line is x = 4", "x = 4"),
+    ("The cost of hiring Sally is £ 11.", "£ 11"), (r"So the answer would be \( \frac{3}{4} \).", r"\( \frac{3}{4} \)"),
+    ("The angle is acute", "The angle is acute"),  # a word answer may be an option's own form: left whole
+    ("A right angle", "A right angle"), ("5/12", "5/12"),
+    ("The relationship between the angles is that they are both on one side of 12", None),
+])
+def test_a_sentence_answer_is_cut_to_the_value_it_states(written, kept):
+    from eedi.answers import stated_answer
+    assert stated_answer(written) == (kept or written)
+    row = json.dumps({"working": "the pupil adds", "answer": written})
+    assert DistractorWriter().parse(None, row).answer == (kept or written)
+    assert Solver().parse(None, row).answer == (kept or written)
+
+
+def test_sentences_where_the_options_are_short_and_copied_placeholders_are_retried():
+    # kept by the question-only prompt before this rule (README): a sentence answer and the schema's placeholder
+    assert distractor_rules("There are no fractions between these two circles.", r"\( \frac{17}{20} \)",
+                            ["0.8", "0.9", "17"]) == "answer is a sentence, not an answer of the options' form"
+    assert distractor_rules("greater than or equal to", r"\( t>9 \)", ["t<9", "t=9"]) is not None
+    parsed = DistractorWriter().parse(None, '{"working": "rise over run", "answer": "The gradient is 5."}')
+    assert distractor_rules(parsed.answer, r"\( 5 \)", []) == "answer equals the correct answer"
+    # the options of a word question are sentences too: an answer of their length is not one
+    options = ["They are both on the same side of the line", "They are equal", "They add to 180 degrees"]
+    assert distractor_rules("They add up to ninety degrees in total", "They add to 180 degrees", options) is None
+    with pytest.raises(ParseError, match="placeholder"):
+        DistractorWriter().parse(None, '{"working": "The pupil\'s working, one short sentence.", "answer": "6"}')
+
+
 def test_distractor_prompt_shows_the_question_alone_unless_its_answers_are_words():
     from types import SimpleNamespace as NS
 
