@@ -2,9 +2,9 @@
 
 Both answers are normalised (LaTeX delimiters, ``\\text{}``, spacing, degree signs and trailing units
 dropped, ``\\frac{a}{b}`` -> ``(a)/(b)``, ``\\times`` -> ``*``, ``\\div`` -> ``/``, mixed numbers
-``2\\frac{1}{3}`` -> ``2+1/3``, ``50%`` -> ``50/100``, thousands separators removed); where both then
-read as numbers (integers, decimals, fractions, percentages; via sympy) they are compared by value,
-otherwise as normalised strings.  So ``\\( \\frac{1}{2} \\)``, ``0.5``, ``1/2`` and ``50%`` are the same,
+``2\\frac{1}{3}`` -> ``2+1/3``, ``50%`` -> ``50/100``, thousands separators and words after a number
+(``4 biscuits``) removed); where both then read as numbers (integers, decimals, fractions, percentages;
+via sympy) they are compared by value, otherwise as normalised strings.  So ``\\( \\frac{1}{2} \\)``, ``0.5``, ``1/2`` and ``50%`` are the same,
 and ``x=3`` equals ``3``.
 
 Small models often wrap an answer in a sentence ("The gradient is 5."); ``stated_answer`` takes the
@@ -17,13 +17,14 @@ import re
 from functools import lru_cache
 
 _DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
-_TEXT = re.compile(r"\\(?:text|mathrm|mathbf|textbf|operatorname)\s*\{([^{}]*)\}")
+_TEXT = re.compile(r"\\(?:text|mathrm|rm|mathbf|textbf|operatorname)\s*\{([^{}]*)\}")
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _MIXED = re.compile(r"(\d)\s*\((\d+)\)/\((\d+)\)")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _UNITS = re.compile(r"(?<=[\d)])\s*(?:cm|mm|km|m|kg|g|ml|l|litres?|degrees?|minutes?|mins?|hours?|"
                     r"seconds?|s|p|pence|pounds?|units?|squared|cubed)\s*(?:\^?\{?[23]\}?)?$")
+_COUNTED = re.compile(r"(?<=\d)\s+[a-z]{3,}(?:\s+[a-z]{3,})*$")  # "4 biscuits", "9 kilograms": the number counts
 _LEAD_VAR = re.compile(r"^[a-z]\s*=\s*(?=[-\d(.])")
 _NUMERIC = re.compile(r"^[-+*/().\d\s^]+$")
 # "The answer is 6.", "So the gradient would be \( 5 \)": a subject, a verb of being, then a short value
@@ -41,7 +42,10 @@ def words(answer: str) -> int:
 
 def stated_answer(answer: str) -> str:
     """The value a sentence answer states ("The answer is 6." -> "6", a number or LaTeX of a few words at
-    most); any other answer unchanged."""
+    most), or the number that arithmetic ends in ("3 \\times 3 = 9" -> "9"); any other answer unchanged."""
+    left, equals, right = str(answer).rpartition("=")
+    if equals and numeric_value(right) is not None and numeric_value(left) is not None:
+        return _DELIMITERS.sub("", right).strip()  # working that ends in its value: "\\frac{1}{3} \\times 27 = 9" states 9
     m = _STATED.match(str(answer).strip())
     if not m:
         return answer
@@ -61,8 +65,10 @@ def normalise(answer: str) -> str:
     s = s.replace("\\cdot", "*").replace("\\left", "").replace("\\right", "").replace("−", "-")
     s = re.sub(r"\^\s*\{?\s*(?:\\circ|\\degree|degrees?)\s*\}?|°|\\degree|\\circ", "", s)  # 18^{\text{degree}}
     s = s.replace("£", "").replace("\\%", "%").replace("\\,", "").replace("\\!", "").replace("\\ ", " ")
+    s = s.replace("\\;", "").replace("\\:", "")
     s = _THOUSANDS.sub("", s).strip().lower()
     s = _UNITS.sub("", s).strip()
+    s = _COUNTED.sub("", s)
     s = _LEAD_VAR.sub("", s)
     s = _MIXED.sub(r"\1+(\2)/(\3)", s)
     s = re.sub(r"(\d+(?:\.\d+)?)\s*%$", r"(\1)/100", s)

@@ -24,6 +24,9 @@ from store.store import read_journal
     # degrees written three ways, as the 0.5B writes them back (a kept row had 18^{\text{degree}} for 18°)
     (r"\( 18^{\degree} \)", r"18^{\text{degree}}", True), (r"\( 720^{\degree} \)", "720 degrees", True),
     (r"\( 18^{\degree} \)", r"\( 36^{\degree} \)", False),
+    # the 1.5B's kept rows on hidden fold 0 (2026-12-02): a ratio with LaTeX spacing, a counted number
+    (r"\( 2\; : 3 \)", "2:3", True), (r"\( 4 \)", "4 biscuits", True), (r"\( 9 \) kilograms", "9", True),
+    (r"\( 3 \)", "3x", False), ("4 biscuits", "5 biscuits", False),
 ])
 def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
     assert same_answer(a, b) is same
@@ -46,6 +49,7 @@ def test_distractor_rules_and_parse():
     ("The cost of hiring Sally is £ 11.", "£ 11"), (r"So the answer would be \( \frac{3}{4} \).", r"\( \frac{3}{4} \)"),
     ("The angle is acute", "The angle is acute"),  # a word answer may be an option's own form: left whole
     ("A right angle", "A right angle"), ("5/12", "5/12"),
+    (r"\( \frac{1}{3} \times 3 \times 3 = 9 \)", "9"), ("y = 2x + 1", "y = 2x + 1"), ("2f - 20 = 360", "2f - 20 = 360"),
     ("The relationship between the angles is that they are both on one side of 12", None),
 ])
 def test_a_sentence_answer_is_cut_to_the_value_it_states(written, kept):
