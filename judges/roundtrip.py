@@ -56,4 +56,4 @@ class RoundTrip:
             if rank <= self.top_k:
                 it.passed(self.name)
             else:
-                it.reject = ctx.reject(self.name, f"target ranks {rank} (> {self.top_k}) for the retriever")
+                it.reject = ctx.reject(self.name, f"target ranks below {self.top_k} for the retriever: rank {rank}")

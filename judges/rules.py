@@ -104,7 +104,8 @@ class RepeatedDistractors:
         for it in items:
             key = (it.row["BaseQuestionId"], normalise(it.row["IncorrectAnswerText"]))
             if key in self.seen:
-                it.reject = ctx.reject(self.name, f"same wrong answer to question {key[0]} as {self.seen[key]}")
+                it.reject = ctx.reject(self.name, "same wrong answer to the same question as a kept row: "
+                                                  f"question {key[0]}, {self.seen[key]}")
             else:
                 self.seen[key] = it.row["QuestionId"]
                 it.passed(self.name)
