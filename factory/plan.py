@@ -104,10 +104,10 @@ def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
             if mid not in wanted:
                 continue
             if bases is None:
-                for k in range(config.per_misconception):
+                for k in range(config.effective_per_misconception()):
                     targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots))
             else:
-                for k, base in enumerate(bases.pick(mid, members[cid], config.per_misconception, used)):
+                for k, base in enumerate(bases.pick(mid, members[cid], config.effective_per_misconception(), used)):
                     used.add(base.QuestionId)
                     targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots, base))
     return targets

@@ -99,9 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"(default {DEFAULT_MODE})")
     what.add_argument("--list-clusters", action="store_true",
                       help="print each cluster's id, size, real rows, targets and a few names, then exit")
-    what.add_argument("--per-misconception", type=positive, default=1, metavar="N",
+    what.add_argument("--per-misconception", type=positive, metavar="N",
                       help="items to make per target misconception (distractor mode: one per base question, "
-                           "the N best-fitting ones) (default 1)")
+                           "the N best-fitting ones) (default 2 in distractor mode, 1 in question mode)")
     what.add_argument("--limit", type=positive, metavar="N", help="make at most N items in this run")
     what.add_argument("--min-real-rows", type=positive, default=1, metavar="K",
                       help="targets are misconceptions with fewer than K real training rows "

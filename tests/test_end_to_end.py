@@ -43,9 +43,10 @@ def synth_command(data_dir, store, cluster, *extra):
 
 
 def distractor_command(data_dir, store, targets_file, *extra):
-    """The default mode (distractor) on the misconceptions listed in a file."""
+    """The default mode (distractor) on the misconceptions listed in a file, one item a target (quick)."""
     return [sys.executable, "-m", "pipelines.synth", "--misconceptions", str(targets_file), "--store", str(store),
-            "--data-dir", str(data_dir), "--no-progress", "--n-ctx", "3072", "--shots", "3", *extra]
+            "--data-dir", str(data_dir), "--no-progress", "--n-ctx", "3072", "--shots", "3", "--per-misconception", "1",
+            *extra]
 
 
 def journal_lines(store) -> int:

@@ -4,6 +4,8 @@ The LLM tests share one small target set: two misconceptions of the small cluste
 --misconceptions file. Every check must show up in the summary, the version record, the card and the
 rows it passed or rejected.
 """
+from collections import Counter
+
 import pytest
 
 import factory
@@ -13,7 +15,7 @@ from store import DatasetStore
 from tests.conftest import run_cli
 from tests.test_end_to_end import small_cluster  # noqa: F401 - a fixture
 
-SMALL = ["--no-progress", "--n-ctx", "3072", "--shots", "2"]
+SMALL = ["--no-progress", "--n-ctx", "3072", "--shots", "2", "--per-misconception", "1"]  # one item a target: quick
 
 
 def synth(data_dir, store, *args, timeout=1200):
@@ -96,6 +98,11 @@ def test_distractor_bases_fit_and_avoid_the_hidden_fold(data_dir):
     for t in targets:
         by_target.setdefault(t.misconception_id, []).append(t.base.QuestionId)
     assert all(len(set(q)) == len(q) <= 3 for q in by_target.values())  # distinct bases per target
+    default = SynthConfig(data_dir=data_dir, hide_fold=fold)  # the defaults: two bases a target, one new question
+    assert default.effective_per_misconception() == 2 and default.as_record()["per_misconception"] == 2
+    two = Counter(t.misconception_id for t in factory.plan(world, default, world.chosen_targets(default)))
+    assert set(two) == set(by_target) and max(two.values()) == 2
+    assert SynthConfig(data_dir=data_dir, mode="question").effective_per_misconception() == 1
     from generators.distractor import closed_question
 
     closed = [closed_question(t.base) for t in targets]  # words-or-pictures answers: bases of last resort
