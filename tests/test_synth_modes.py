@@ -174,7 +174,7 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     # a check added here: one class and one entry in CHECKS; its column and counts follow
     monkeypatch.setitem(factory.stages.CHECKS, "answer-length", lambda config: AnswerLength())
     config = SynthConfig(data_dir=data_dir, store=store, misconceptions=sorted(small_cluster[1]),
-                         checks=["answer-length"], shots=2, progress=False)
+                         checks=["answer-length"], shots=2, per_misconception=1, progress=False)
     config.backend.n_ctx = 3072
     record = run(config)
     assert [s["name"] for s in record["stages"]][1] == "answer-length"
