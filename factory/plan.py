@@ -96,6 +96,7 @@ def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
     picker = ShotPicker(world.data.misconceptions, world.data.train_pairs, world.ids, world.vectors)
     bases = BasePicker(world) if config.mode == "distractor" else None
     names = world.data.misconceptions
+    per_target = config.effective_per_misconception()
     targets = []
     for cid in chosen:
         shots = picker.pick(members[cid], config.shots)
@@ -104,10 +105,10 @@ def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
             if mid not in wanted:
                 continue
             if bases is None:
-                for k in range(config.effective_per_misconception()):
+                for k in range(per_target):
                     targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots))
             else:
-                for k, base in enumerate(bases.pick(mid, members[cid], config.effective_per_misconception(), used)):
+                for k, base in enumerate(bases.pick(mid, members[cid], per_target, used)):
                     used.add(base.QuestionId)
                     targets.append(Target(mid, names[mid], cid, k, item_seed(config.seed, mid, k), shots, base))
     return targets
