@@ -48,7 +48,7 @@ class SynthConfig:
     shots: int = DEFAULT_SHOTS
     min_score: float = DEFAULT_MIN_SCORE  # the rubric judge (check "judge")
     pick_k: int = 5  # candidates shown to the pick-the-misconception judge
-    pick_candidates: str = "nearest"  # "nearest": the K-1 nearest names; "mixed": half nearest, half random
+    pick_candidates: str = "retrieved-mixed"  # where the K-1 others come from: judges.pick.CANDIDATE_RULES
     pick_min_probability: float | None = None  # None: keep when the target is the judge's first choice
     consistency_top_k: int = DEFAULT_CONSISTENCY_TOP_K  # round-trip: the target must rank within this
     consistency_retriever: Path | None = None  # round-trip: a trained retriever folder (default: embedded MiniLM)

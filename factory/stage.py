@@ -95,5 +95,10 @@ class Context:
         row = self.ids.index(misconception_id)
         return [self.ids[i] for i in nearest(self.vectors, self.vectors[row], k, exclude={row})]
 
+    def retrieved_misconceptions(self, query: str, k: int, exclude: int | None = None) -> list[int]:
+        """The k misconceptions whose names are most similar to a query text (``exclude`` left out), best first."""
+        skip = set() if exclude is None else {self.ids.index(exclude)}
+        return [self.ids[i] for i in nearest(self.vectors, self.embed(query), k, exclude=skip)]
+
     def end_batch(self) -> None:
         self._vectors.clear()

@@ -1,10 +1,10 @@
 """Checks on generated items, each a stage with its own reject reason: the solver, pick-the-misconception,
 round-trip retrieval, the rubric judge, and the near-duplicate index."""
 from judges.llm_judge import DEFAULT_MIN_SCORE, RubricJudge, Verdict
-from judges.pick import PickMisconception
+from judges.pick import CANDIDATE_RULES, PickMisconception
 from judges.roundtrip import RoundTrip
 from judges.rules import NEAR_DUPLICATE_THRESHOLD, NearDuplicateIndex
 from judges.solver import Solver
 
-__all__ = ["DEFAULT_MIN_SCORE", "NEAR_DUPLICATE_THRESHOLD", "NearDuplicateIndex", "PickMisconception", "RoundTrip",
+__all__ = ["CANDIDATE_RULES", "DEFAULT_MIN_SCORE", "NEAR_DUPLICATE_THRESHOLD", "NearDuplicateIndex", "PickMisconception", "RoundTrip",
            "RubricJudge", "Solver", "Verdict"]

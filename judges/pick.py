@@ -1,8 +1,10 @@
 """Stage ``pick``: which of K lettered misconceptions explains the targeted wrong answer?
 
 A check a small model can do, instead of a 0-10 opinion: the item (question, correct answer, targeted
-wrong answer) and K candidate misconceptions (the target and K-1 others: the nearest to it by name
-embedding, or half nearest and half random, ``candidates``) in a seeded order, lettered A, B, ...; the
+wrong answer) and K candidate misconceptions in a seeded order, lettered A, B, ...: the target and K-1
+others, ``candidates``: the names nearest to the target's by embedding ("nearest"), the names the embedder
+ranks highest for the item's own query, built as the retriever trainer builds it ("retrieved": what else
+could explain this wrong answer), or half of either and half random ("mixed", "retrieved-mixed"); the
 answer is one token. The score of a candidate is the probability of its letter at the first answer token
 (``logprobs``/``top_logprobs`` on OpenAI-compatible servers, llama.cpp's included; vLLM's logprobs),
 renormalised over the K letters, and averaged over the order and its reverse, which cancels position bias
@@ -20,8 +22,12 @@ from typing import Any
 from generators.step import TemplateStep
 from llm.base import ChatRequest, ChatResponse
 from llm.parsing import LETTERS, ParseError, letter_probabilities  # noqa: F401 - re-exported
+from rankers.texts import query_text
 
 TOP_LOGPROBS = 20  # the OpenAI API's maximum
+# where the K-1 others come from: the names nearest to the target's, or the names a retriever ranks highest
+# for the item itself; "mixed" variants take half of them that way and half at random
+CANDIDATE_RULES = ("nearest", "mixed", "retrieved", "retrieved-mixed")
 
 
 class PickMisconception(TemplateStep):
@@ -33,22 +39,26 @@ class PickMisconception(TemplateStep):
     logprobs = TOP_LOGPROBS
     max_attempts = 1  # greedy: a retry would give the same answer
 
-    def __init__(self, k: int = 5, candidates: str = "nearest", min_probability: float | None = None):
+    def __init__(self, k: int = 5, candidates: str = "retrieved-mixed", min_probability: float | None = None):
         super().__init__()
         if k < 2 or k > len(LETTERS):
             raise ValueError(f"pick: K must be in 2..{len(LETTERS)}, got {k}")
-        if candidates not in ("nearest", "mixed"):
-            raise ValueError(f"pick: candidates must be nearest or mixed, got {candidates!r}")
+        if candidates not in CANDIDATE_RULES:
+            raise ValueError(f"pick: candidates must be one of {', '.join(CANDIDATE_RULES)}, got {candidates!r}")
         self.k, self.candidates, self.min_probability = k, candidates, min_probability
 
     def settings(self) -> dict:
         return {"k": self.k, "candidates": self.candidates, "min_probability": self.min_probability}
 
-    def choose_candidates(self, misconception_id: int, seed: int, ctx: Any) -> list[int]:
+    def choose_candidates(self, row: dict, seed: int, ctx: Any) -> list[int]:
         """The target and K-1 others, in a seeded order."""
+        misconception_id = row["MisconceptionId"]
         others = self.k - 1
-        near = others if self.candidates == "nearest" else (others + 1) // 2
-        chosen = ctx.nearest_misconceptions(misconception_id, near)
+        near = (others + 1) // 2 if self.candidates.endswith("mixed") else others
+        if self.candidates.startswith("retrieved"):
+            chosen = ctx.retrieved_misconceptions(query_text(row), near, exclude=misconception_id)
+        else:
+            chosen = ctx.nearest_misconceptions(misconception_id, near)
         rng = random.Random(seed)
         pool = [m for m in ctx.ids if m != misconception_id and m not in chosen]
         chosen += rng.sample(pool, others - near)
@@ -69,7 +79,7 @@ class PickMisconception(TemplateStep):
         """Per item: candidate -> probability averaged over both orders (None when unreadable), and a reason."""
         rows = []
         for it in items:
-            order = self.choose_candidates(it.row["MisconceptionId"], it.target.seed, ctx)
+            order = self.choose_candidates(it.row, it.target.seed, ctx)
             for o in (order, order[::-1]):
                 rows.append((it, o, [names[m] for m in o]))
         outcomes = ctx.ask(self, rows)

@@ -31,7 +31,7 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
 from factory.config import (DEFAULT_CHECKS, DEFAULT_CONSISTENCY_TOP_K, DEFAULT_MODE, DEFAULT_SHOTS,
                             DEFAULT_TASK_ITEMS, EXECUTORS, MODES, RATIONALES, SynthConfig)
-from judges import DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
+from judges import CANDIDATE_RULES, DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
 from pipelines.args import FOLD_BY, add_fold_args, positive, run_main
@@ -203,9 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "writes it (default working)")
     q.add_argument("--pick-k", type=positive, default=5, metavar="K",
                    help="check pick: candidates shown, the target and K-1 others (default 5)")
-    q.add_argument("--pick-candidates", choices=("nearest", "mixed"), default="nearest",
-                   help="check pick: the others are the nearest names to the target, or half nearest and half "
-                        "random (default nearest)")
+    q.add_argument("--pick-candidates", choices=CANDIDATE_RULES, default="retrieved-mixed",
+                   help="check pick: the others are the names nearest to the target's (nearest), the names the "
+                        "embedder ranks highest for the item itself (retrieved), or half of either and half random "
+                        "(mixed, retrieved-mixed) (default retrieved-mixed)")
     q.add_argument("--pick-threshold", type=float, metavar="P",
                    help="check pick: keep when the target's probability is at least P (default: keep when the "
                         "target is the judge's first choice)")

@@ -193,3 +193,32 @@ def test_a_reader_sees_every_stage_column_typed_whatever_the_shard(tmp_path):
     reader.close()
     assert table.schema.field("AnswerLength").type == "int64"
     assert sorted(table.column("AnswerLength").to_pylist(), key=str) == [5, None]
+
+
+def test_pick_candidates_come_from_the_target_s_neighbours_or_from_what_retrieves_the_item(data_dir, embedder):
+    from eedi import load_eedi
+    from factory import Context
+    from judges import NearDuplicateIndex, PickMisconception
+    from rankers.texts import query_text
+
+    data = load_eedi(data_dir)
+    pair = sorted(data.train_pairs, key=lambda p: p.key)[0]
+    names = data.misconceptions
+    ids = sorted(set(sorted(names)[:300]) | {pair.MisconceptionId})  # a few hundred names: quick to encode
+    vectors = embedder.encode([names[m] for m in ids])
+    ctx = Context(backends={}, usage={}, embedder=embedder, names=names, ids=ids, vectors=vectors,
+                  real_questions=NearDuplicateIndex(embedder))
+    row = {"SubjectName": pair.SubjectName, "ConstructName": pair.ConstructName, "QuestionText": pair.QuestionText,
+           "CorrectAnswerText": pair.CorrectAnswerText, "IncorrectAnswerText": pair.IncorrectAnswerText,
+           "MisconceptionId": pair.MisconceptionId}
+    target = pair.MisconceptionId
+    sims = vectors @ embedder.encode([query_text(row)])[0]
+    by_query = [ids[i] for i in sims.argsort()[::-1] if ids[i] != target]
+    for rule, expect in (("nearest", set(ctx.nearest_misconceptions(target, 4))), ("retrieved", set(by_query[:4]))):
+        chosen = PickMisconception(5, rule).choose_candidates(row, 7, ctx)
+        assert len(chosen) == 5 and target in chosen and set(chosen) - {target} == expect
+        assert chosen == PickMisconception(5, rule).choose_candidates(row, 7, ctx)  # seeded order
+    mixed = PickMisconception(5, "retrieved-mixed").choose_candidates(row, 7, ctx)
+    assert len(set(mixed)) == 5 and set(by_query[:2]) < set(mixed)  # two retrieved, two random
+    with pytest.raises(ValueError, match="retrieved-mixed"):
+        PickMisconception(5, "closest")
