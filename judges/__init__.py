@@ -6,5 +6,5 @@ from judges.roundtrip import RoundTrip
 from judges.rules import NEAR_DUPLICATE_THRESHOLD, NearDuplicateIndex
 from judges.solver import Solver
 
-__all__ = ["CANDIDATE_RULES", "DEFAULT_MIN_SCORE", "NEAR_DUPLICATE_THRESHOLD", "NearDuplicateIndex", "PickMisconception", "RoundTrip",
-           "RubricJudge", "Solver", "Verdict"]
+__all__ = ["CANDIDATE_RULES", "DEFAULT_MIN_SCORE", "NEAR_DUPLICATE_THRESHOLD", "NearDuplicateIndex", "PickMisconception",
+           "RoundTrip", "RubricJudge", "Solver", "Verdict"]
