@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--models", default="qwen2.5-coder-0.5b",
                         help="comma-separated presets or .gguf paths; with --base-url, served model names")
     parser.add_argument("--checks", default="pick,solve,round-trip,judge")
-    parser.add_argument("--pick-candidates", default="retrieved-mixed,mixed",
-                        help="comma-separated: nearest, mixed, retrieved, retrieved-mixed")
+    parser.add_argument("--pick-candidates", default="mixed+retrieved-mixed,retrieved-mixed,mixed",
+                        help="comma-separated rules, each a condition: nearest, mixed, retrieved, "
+                             "retrieved-mixed, or several joined by + (averaged)")
     parser.add_argument("--pick-k", type=int, default=5)
     parser.add_argument("--top-k", type=int, default=100, help="round-trip: pass within this rank")
     parser.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded engine")

@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from embeddings import ClusterParams
-from judges import DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
+from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD
 from llm import BackendOptions
 from eedi.splits import FoldSpec
 
@@ -49,7 +49,7 @@ class SynthConfig:
     shots: int = DEFAULT_SHOTS
     min_score: float = DEFAULT_MIN_SCORE  # the rubric judge (check "judge")
     pick_k: int = 5  # candidates shown to the pick-the-misconception judge
-    pick_candidates: str = "retrieved-mixed"  # where the K-1 others come from: judges.pick.CANDIDATE_RULES
+    pick_candidates: str = DEFAULT_PICK_CANDIDATES  # where the K-1 others come from: judges.pick.candidate_rules
     pick_min_probability: float | None = None  # None: keep when the target is the judge's first choice
     consistency_top_k: int = DEFAULT_CONSISTENCY_TOP_K  # round-trip: the target must rank within this
     consistency_retriever: Path | None = None  # round-trip: a trained retriever folder (default: embedded MiniLM)

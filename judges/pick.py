@@ -9,7 +9,9 @@ answer is one token. The score of a candidate is the probability of its letter a
 (``logprobs``/``top_logprobs`` on OpenAI-compatible servers, llama.cpp's included; vLLM's logprobs),
 renormalised over the K letters, and averaged over the order and its reverse, which cancels position bias
 (1st and 2nd place in the competition did the same for their rerankers). Where a server returns no
-logprobs, the letter it wrote counts as probability 1.
+logprobs, the letter it wrote counts as probability 1. Rules joined by "+" (``mixed+retrieved-mixed``)
+ask both orders once per rule, and average each candidate's probability over all those prompts (0 where
+it was not shown).
 
 The item is kept when the target's averaged probability is the highest (``min_probability`` None) or at
 least ``min_probability``. ``PickProbability`` and ``PickRank`` (1 = the judge's first choice) are recorded.
@@ -28,6 +30,19 @@ TOP_LOGPROBS = 20  # the OpenAI API's maximum
 # where the K-1 others come from: the names nearest to the target's, or the names a retriever ranks highest
 # for the item itself; "mixed" variants take half of them that way and half at random
 CANDIDATE_RULES = ("nearest", "mixed", "retrieved", "retrieved-mixed")
+# On 48 real rows with the 1.5B (README, Measured): AUC against the nearest / a random misconception 0.61 / 0.83
+# with both rules averaged, 0.63 / 0.70 with mixed, 0.56 / 0.82 with retrieved-mixed; 4 prompts an item.
+DEFAULT_PICK_CANDIDATES = "mixed+retrieved-mixed"
+
+
+def candidate_rules(candidates: str) -> list[str]:
+    """The rules of a ``--pick-candidates`` value: one rule, or several joined by "+"."""
+    rules = candidates.split("+")
+    bad = next((r for r in rules if r not in CANDIDATE_RULES), None)
+    if bad is not None or len(set(rules)) < len(rules):
+        raise ValueError(f"pick: candidates must be one of {', '.join(CANDIDATE_RULES)}, or several joined by '+' "
+                         f"(each once), got {candidates!r}")
+    return rules
 
 
 class PickMisconception(TemplateStep):
@@ -39,23 +54,23 @@ class PickMisconception(TemplateStep):
     logprobs = TOP_LOGPROBS
     max_attempts = 1  # greedy: a retry would give the same answer
 
-    def __init__(self, k: int = 5, candidates: str = "retrieved-mixed", min_probability: float | None = None):
+    def __init__(self, k: int = 5, candidates: str = DEFAULT_PICK_CANDIDATES, min_probability: float | None = None):
         super().__init__()
         if k < 2 or k > len(LETTERS):
             raise ValueError(f"pick: K must be in 2..{len(LETTERS)}, got {k}")
-        if candidates not in CANDIDATE_RULES:
-            raise ValueError(f"pick: candidates must be one of {', '.join(CANDIDATE_RULES)}, got {candidates!r}")
+        self.rules = candidate_rules(candidates)
         self.k, self.candidates, self.min_probability = k, candidates, min_probability
 
     def settings(self) -> dict:
         return {"k": self.k, "candidates": self.candidates, "min_probability": self.min_probability}
 
-    def choose_candidates(self, row: dict, seed: int, ctx: Any) -> list[int]:
-        """The target and K-1 others, in a seeded order."""
+    def choose_candidates(self, row: dict, seed: int, ctx: Any, rule: str | None = None) -> list[int]:
+        """The target and K-1 others by ``rule`` (default the first), in a seeded order."""
+        rule = rule or self.rules[0]
         misconception_id = row["MisconceptionId"]
         others = self.k - 1
-        near = (others + 1) // 2 if self.candidates.endswith("mixed") else others
-        if self.candidates.startswith("retrieved"):
+        near = (others + 1) // 2 if rule.endswith("mixed") else others
+        if rule.startswith("retrieved"):
             chosen = ctx.retrieved_misconceptions(query_text(row), near, exclude=misconception_id)
         else:
             chosen = ctx.nearest_misconceptions(misconception_id, near)
@@ -76,24 +91,27 @@ class PickMisconception(TemplateStep):
         return letter_probabilities(response, len(row[1]))
 
     def score(self, items: list[Any], ctx: Any, names: dict[int, str]) -> list[tuple[dict[int, float] | None, str]]:
-        """Per item: candidate -> probability averaged over both orders (None when unreadable), and a reason."""
+        """Per item: candidate -> probability averaged over both orders of each rule's candidates (0 where not
+        shown; None when unreadable), and a reason."""
         rows = []
         for it in items:
-            order = self.choose_candidates(it.row, it.target.seed, ctx)
-            for o in (order, order[::-1]):
-                rows.append((it, o, [names[m] for m in o]))
+            for rule in self.rules:
+                order = self.choose_candidates(it.row, it.target.seed, ctx, rule)
+                for o in (order, order[::-1]):
+                    rows.append((it, o, [names[m] for m in o]))
         outcomes = ctx.ask(self, rows)
+        n = 2 * len(self.rules)  # prompts an item
         scored = []
         for i in range(len(items)):
-            pair = outcomes[2 * i: 2 * i + 2]
-            bad = next((o for o in pair if not o.ok), None)
+            answers = outcomes[n * i: n * i + n]
+            bad = next((o for o in answers if not o.ok), None)
             if bad is not None:
                 scored.append((None, bad.error))
                 continue
             probs: dict[int, float] = {}
-            for (_, order, _), out in zip(rows[2 * i: 2 * i + 2], pair):
+            for (_, order, _), out in zip(rows[n * i: n * i + n], answers):
                 for m, p in zip(order, out.value):
-                    probs[m] = probs.get(m, 0.0) + p / 2
+                    probs[m] = probs.get(m, 0.0) + p / n
             scored.append((probs, ""))
         return scored
 
@@ -113,5 +131,5 @@ class PickMisconception(TemplateStep):
             if keep:
                 it.passed(self.name)
             else:
-                rule = "not the first choice" if self.min_probability is None else f"below {self.min_probability:g}"
-                it.reject = ctx.reject(self.name, f"target misconception {rule}: p {p:.2f}, rank {rank} of {self.k}")
+                why = "not the first choice" if self.min_probability is None else f"below {self.min_probability:g}"
+                it.reject = ctx.reject(self.name, f"target misconception {why}: p {p:.2f}, rank {rank} of {len(probs)}")

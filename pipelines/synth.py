@@ -31,7 +31,7 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
 from factory.config import (DEFAULT_CHECKS, DEFAULT_CONSISTENCY_TOP_K, DEFAULT_MODE, DEFAULT_SHOTS,
                             DEFAULT_TASK_ITEMS, EXECUTORS, MODES, RATIONALES, SynthConfig)
-from judges import CANDIDATE_RULES, DEFAULT_MIN_SCORE, NEAR_DUPLICATE_THRESHOLD
+from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD, candidate_rules
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
 from pipelines.args import FOLD_BY, add_fold_args, positive, run_main
@@ -58,6 +58,14 @@ def _checks_arg(value: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown check {unknown[0]!r} (choose from {', '.join(CHECK_NAMES)}, "
                                          "or none)")
     return list(dict.fromkeys(names))
+
+
+def _pick_candidates_arg(value: str) -> str:
+    try:
+        candidate_rules(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("pick: ")) from None
+    return value
 
 
 def read_misconception_file(path: str) -> list[int]:
@@ -203,10 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "writes it (default working)")
     q.add_argument("--pick-k", type=positive, default=5, metavar="K",
                    help="check pick: candidates shown, the target and K-1 others (default 5)")
-    q.add_argument("--pick-candidates", choices=CANDIDATE_RULES, default="retrieved-mixed",
+    q.add_argument("--pick-candidates", type=_pick_candidates_arg, default=DEFAULT_PICK_CANDIDATES, metavar="RULE",
                    help="check pick: the others are the names nearest to the target's (nearest), the names the "
                         "embedder ranks highest for the item itself (retrieved), or half of either and half random "
-                        "(mixed, retrieved-mixed) (default retrieved-mixed)")
+                        "(mixed, retrieved-mixed); rules joined by + are each asked and the probabilities averaged "
+                        f"(default {DEFAULT_PICK_CANDIDATES})")
     q.add_argument("--pick-threshold", type=float, metavar="P",
                    help="check pick: keep when the target's probability is at least P (default: keep when the "
                         "target is the judge's first choice)")

@@ -1,6 +1,7 @@
 """The checks' and the engine's logic without an LLM: answer comparison, letter probabilities, rules,
 targeting, item identity, the journal and shard guards, and the backend options' one-line errors."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,7 +10,7 @@ from factory import SynthConfig, checks_key_of_config
 from generators.distractor import DistractorWriter, distractor_rules
 from judges.pick import letter_probabilities
 from judges.solver import Solver
-from llm import BackendError, BackendOptions, ChatResponse
+from llm import BackendError, BackendOptions, ChatResponse, Usage
 from llm.openai_backend import _refuses_format
 from llm.parsing import ParseError
 from store import DatasetStore, StoreError
@@ -222,3 +223,30 @@ def test_pick_candidates_come_from_the_target_s_neighbours_or_from_what_retrieve
     assert len(set(mixed)) == 5 and set(by_query[:2]) < set(mixed)  # two retrieved, two random
     with pytest.raises(ValueError, match="retrieved-mixed"):
         PickMisconception(5, "closest")
+    with pytest.raises(ValueError, match="joined by"):
+        PickMisconception(5, "mixed+mixed")
+
+    # rules joined by "+": both orders of each rule's candidates asked, each candidate's probability averaged
+    # over all the prompts; a server (the Backend interface) that always answers "A" gives each candidate the
+    # share of prompts that showed it first
+    class Server:
+        identity = None
+
+        def __init__(self):
+            self.requests = []
+
+        def chat_many(self, requests):
+            self.requests += requests
+            for i, _ in enumerate(requests):
+                yield i, ChatResponse("A", 100, 1, top_logprobs=(("A", -0.01), ("B", -6.0)))
+
+    ctx.backends, ctx.usage = {"judge": Server()}, {"pick": Usage()}
+    both = PickMisconception(5, "mixed+retrieved-mixed")
+    item = SimpleNamespace(row=row, target=SimpleNamespace(seed=7))
+    [(probs, error)] = both.score([item], ctx, names)
+    orders = [both.choose_candidates(row, 7, ctx, rule) for rule in ("mixed", "retrieved-mixed")]
+    assert error == "" and len(ctx.backends["judge"].requests) == 4
+    shown_first = [o[0] for order in orders for o in (order, order[::-1])]
+    assert set(probs) == set(orders[0]) | set(orders[1]) and sum(probs.values()) == pytest.approx(1)
+    for m, p in probs.items():
+        assert p == pytest.approx(shown_first.count(m) / 4, abs=0.01)

@@ -48,6 +48,7 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
      "--engine embedded starts its own llama.cpp server"),
     (["--cluster", "all", "--mode", "distractor", "--checks", "solve"], "--checks solve is for --mode question"),
     (["--cluster", "all", "--checks", "pick,vibes"], "unknown check 'vibes'"),
+    (["--cluster", "all", "--pick-candidates", "mixed+closest"], "--pick-candidates: candidates must be one of"),
     (["--cluster", "all", "--model", "gpt-17"], "error: model 'gpt-17'"),
     (["--cluster", "all", "--ray-workers", "2"], "--ray-address and --ray-workers are for --executor ray"),
     (["--cluster", "all", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
@@ -161,7 +162,8 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
         options = [r["CorrectAnswerText"], *r["OtherAnswerTexts"]]
         assert not any(same_answer(r["IncorrectAnswerText"], o) for o in options)
         assert r["Checks"] == ["round-trip", "pick", "repeat"] and r["Rationale"] == r["PupilWorking"]
-        assert 1 <= r["PickRank"] <= 5 and 0 <= r["PickProbability"] <= 1 and r["RoundTripRank"] <= 400
+        # the default pick rules (mixed+retrieved-mixed) show the target and 2 x 4 others, some shared
+        assert 1 <= r["PickRank"] <= 9 and 0 <= r["PickProbability"] <= 1 and r["RoundTripRank"] <= 400
     for r in rejected:
         assert r["RejectStage"] in ("distract", "rules", "round-trip", "pick", "repeat") and r["RejectReason"]
     stages = {s["name"]: s for s in latest["stages"]}
