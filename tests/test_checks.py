@@ -15,6 +15,7 @@ from llm.openai_backend import _refuses_format
 from llm.parsing import ParseError
 from store import DatasetStore, StoreError
 from store.store import read_journal
+from tests.letter_server import LetterServer
 
 
 @pytest.mark.parametrize("a, b, same", [
@@ -227,20 +228,9 @@ def test_pick_candidates_come_from_the_target_s_neighbours_or_from_what_retrieve
         PickMisconception(5, "mixed+mixed")
 
     # rules joined by "+": both orders of each rule's candidates asked, each candidate's probability averaged
-    # over all the prompts; a server (the Backend interface) that always answers "A" gives each candidate the
-    # share of prompts that showed it first
-    class Server:
-        identity = None
-
-        def __init__(self):
-            self.requests = []
-
-        def chat_many(self, requests):
-            self.requests += requests
-            for i, _ in enumerate(requests):
-                yield i, ChatResponse("A", 100, 1, top_logprobs=(("A", -0.01), ("B", -6.0)))
-
-    ctx.backends, ctx.usage = {"judge": Server()}, {"pick": Usage()}
+    # over all the prompts; a server that always answers "A" gives each candidate the share of prompts that
+    # showed it first
+    ctx.backends, ctx.usage = {"judge": LetterServer((("A", -0.01), ("B", -6.0)))}, {"pick": Usage()}
     both = PickMisconception(5, "mixed+retrieved-mixed")
     item = SimpleNamespace(row=row, target=SimpleNamespace(seed=7))
     [(probs, error)] = both.score([item], ctx, names)

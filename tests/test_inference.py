@@ -259,27 +259,16 @@ def test_a_shared_prefix_run_once_gives_the_logits_of_each_whole_prompt(tmp_path
 
 def test_a_served_listwise_answer_becomes_scores_of_the_candidates_it_lists():
     """BackendScorer over a backend that answers with top logprobs (as an OpenAI-compatible server does)."""
-    from llm.base import ChatResponse
     from rankers.listwise import FLOOR_LOGPROB, BackendScorer, Windows
+    from tests.letter_server import LetterServer
 
-    class Server:  # the Backend interface: answers (index, response); the letters' logprobs favour B
-        identity = None
-
-        def __init__(self):
-            self.requests = []
-
-        def chat_many(self, requests):
-            self.requests += requests
-            for i, r in enumerate(requests):
-                shown = [line[:1] for line in r.messages[1][1].splitlines() if line[1:3] == ". "]
-                yield i, ChatResponse("B", 100, 1, top_logprobs=(("B", -0.1), ("A", -2.5), ("Z", -0.5)))
-                assert shown == ["A", "B", "C"]
-
-    server = Server()
+    server = LetterServer((("B", -0.1), ("Z", -0.5), ("A", -2.5)))  # the letters' logprobs favour B
     scorer = BackendScorer(server, Windows(3))
     row = {"QuestionText": "2 + 3 x 4", "CorrectAnswerText": "14", "IncorrectAnswerText": "20",
            "SubjectName": "BIDMAS", "ConstructName": "order of operations"}
     scores = scorer.score(row, ["adds first", "multiplies first", "ignores brackets"])
+    for r in server.requests:
+        assert [line[:1] for line in r.messages[1][1].splitlines() if line[1:3] == ". "] == ["A", "B", "C"]
     assert len(server.requests) == 2 and all(r.max_tokens == 1 and r.logprobs == 3 for r in server.requests)
     # forward: A=adds, B=multiplies, C=ignores; reversed: A=ignores, B=multiplies, C=adds
     assert scores[1] > scores[0] and scores[1] > scores[2]
