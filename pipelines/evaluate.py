@@ -83,8 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     folds.add_argument("--only-folds", type=_ints, metavar="F,...", help="evaluate these folds only (default all)")
 
     r = p.add_argument_group("retriever training (per fold and condition)")
+    r.add_argument("--epochs", type=positive, default=R.epochs, metavar="N",
+                   help=f"epochs per training (default {R.epochs}; e.g. 2 for a real-only run with as many "
+                        "steps as a real+synthetic one)")
     r.add_argument("--max-steps", type=count, default=0, metavar="N",
-                   help="step budget per training; 0: one full epoch (default 0)")
+                   help="step budget per training, over all epochs; 0: every batch of every epoch (default 0)")
     r.add_argument("--batch-size", type=positive, default=R.batch_size, metavar="N",
                    help=f"rows per batch (default {R.batch_size})")
     r.add_argument("--hard-negatives", type=count, default=R.hard_negatives, metavar="K",
@@ -147,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                 synthetic.setdefault(row["Version"], []).append(row)
     config = EvalConfig(
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
-        retriever=RetrieverConfig(max_steps=args.max_steps or None, batch_size=args.batch_size,
+        retriever=RetrieverConfig(epochs=args.epochs, max_steps=args.max_steps or None, batch_size=args.batch_size,
                                   hard_negatives=args.hard_negatives, lr=args.lr, seed=args.seed),
         mix=MixRule(args.synth_per_misconception, math.inf, args.seed), repeats=args.synth_repeat,
         reranker=None if args.reranker == "none" else args.reranker, reranker_kind=args.reranker_kind,
@@ -166,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
                                                                     "misconceptions"), ClusterParams())
     cluster_of_mid = {m: c for c, members in clustering.members.items() for m in members}
     cluster_of = {p.key: cluster_of_mid[p.MisconceptionId] for p in data.train_pairs}
-    steps = "one epoch" if not args.max_steps else f"{args.max_steps} steps"
+    epochs = "one epoch" if args.epochs == 1 else f"{args.epochs} epochs"
+    steps = epochs if not args.max_steps else f"{args.max_steps} steps"
     reranker = (f"Reranker: {config.reranker} zero-shot ({config.reranker_kind}"
                 + (f", windows of {args.rerank_window}, orders {args.rerank_orders}" if args.reranker_kind == "listwise" else "")
                 + f") on the top {args.rerank_top}, for "

@@ -262,6 +262,11 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
     assert pooled.returncode == 0, pooled.stderr
     assert "MisconceptionId-fold0 real+synthetic: 30 of 60 synthetic rows admissible" in pooled.stdout
     assert pooled.stdout.count("done earlier") == 4  # zero-shot and real, both schemes
+    # two epochs: every trained condition is trained again (the zero-shot runs are kept)
+    epochs = run_cli(*args[:-2], "1,4", "--no-progress", "--pooled", "--epochs", "2")
+    assert epochs.returncode == 0, epochs.stderr
+    assert epochs.stdout.count("done earlier") == 2
+    assert json.loads((report / "results.json").read_text())["config"]["retriever"]["epochs"] == 2
     assert not math.isnan(results["summary"][0]["folds"])
 
 
