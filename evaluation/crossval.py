@@ -55,7 +55,7 @@ class EvalConfig:
     folds: int = 5
     fold_seed: int = 0
     only_folds: list[int] | None = None  # None: every fold
-    retriever: RetrieverConfig = field(default_factory=lambda: RetrieverConfig(max_steps=None))
+    retriever: RetrieverConfig = field(default_factory=RetrieverConfig)  # one full epoch
     mix: MixRule = field(default_factory=lambda: MixRule(per_misconception=4, ratio=math.inf))
     repeats: list[int | None] = field(default_factory=lambda: [None])  # per version, a condition per mix.repeat
     reranker: str | None = "qwen2.5-coder-0.5b"  # None: no reranked variants

@@ -109,10 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--epochs", type=positive, default=R.epochs, metavar="N", help=f"epochs (default {R.epochs})")
     r.add_argument("--batch-size", type=positive, default=R.batch_size, metavar="N",
                    help=f"rows per batch; in-batch negatives (default {R.batch_size})")
-    r.add_argument("--max-steps", type=count, default=R.max_steps, metavar="N",
-                   help=f"retriever step budget over all epochs; 0: no budget, every batch of every epoch "
-                        f"(default {R.max_steps}: {R.max_steps * R.batch_size:,} rows, about 40%% of an epoch of the "
-                        "real data; times in README, Training)")
+    r.add_argument("--max-steps", type=count, default=0, metavar="N",
+                   help="retriever step budget over all epochs; 0: no budget, every batch of every epoch (default "
+                        "0: synthetic rows lifted unseen MAP@25 three times as much in a full epoch as in 50 steps; "
+                        "times in README, Training)")
     r.add_argument("--eval-every", type=positive, metavar="N",
                    help="also validate every N retriever steps within an epoch (default: after each epoch only)")
     r.add_argument("--lr", type=float, default=R.lr, help=f"retriever learning rate (default {R.lr:g})")

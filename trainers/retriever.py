@@ -41,7 +41,7 @@ class RetrieverConfig:
     base: str | None = None  # None: the embedded all-MiniLM-L6-v2
     epochs: int = 1
     batch_size: int = 32
-    max_steps: int | None = 40  # a step budget over all epochs (None: every batch of every epoch)
+    max_steps: int | None = None  # a step budget over all epochs (None: every batch of every epoch)
     lr: float = 2e-5
     warmup_ratio: float = 0.1
     hard_negatives: int = 2
