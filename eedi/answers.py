@@ -1,6 +1,6 @@
 """Do two answers say the same thing?  The option rules, the solver check and the distractor rules ask.
 
-Both answers are normalised (LaTeX delimiters, ``\\text{}``, spacing, degree signs and trailing units
+Both answers are normalised (LaTeX delimiters, ``\\text{}`` and ``\\boxed{}``, spacing, degree signs and trailing units
 dropped, ``\\frac{a}{b}`` -> ``(a)/(b)``, ``\\times`` -> ``*``, ``\\div`` -> ``/``, mixed numbers
 ``2\\frac{1}{3}`` -> ``2+1/3``, ``50%`` -> ``50/100``, thousands separators and words after a number
 (``4 biscuits``) removed); where both then read as numbers (integers, decimals, fractions, percentages;
@@ -17,7 +17,8 @@ import re
 from functools import lru_cache
 
 _DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
-_TEXT = re.compile(r"\\(?:text|mathrm|rm|mathbf|textbf|operatorname)\s*\{([^{}]*)\}")
+_TEXT = re.compile(r"\\(?:text|mathrm|rm|mathbf|textbf|operatorname|boxed)\s*\{([^{}]*)\}")
+_BOXED = re.compile(r"\s*(?:\\\(|\$)?\s*\\boxed\s*\{(?P<value>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}\s*(?:\\\)|\$)?\s*")
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _MIXED = re.compile(r"(\d)\s*\((\d+)\)/\((\d+)\)")
@@ -42,7 +43,11 @@ def words(answer: str) -> int:
 
 def stated_answer(answer: str) -> str:
     """The value a sentence answer states ("The answer is 6." -> "6", a number or LaTeX of a few words at
-    most), or the number that arithmetic ends in ("3 \\times 3 = 9" -> "9"); any other answer unchanged."""
+    most), or the number that arithmetic ends in ("3 \\times 3 = 9" -> "9"), or what a whole-answer ``\\boxed{}``
+    holds; any other answer unchanged."""
+    boxed = _BOXED.fullmatch(str(answer))
+    if boxed:
+        answer = boxed.group("value").strip()
     left, equals, right = str(answer).rpartition("=")
     if equals and numeric_value(right) is not None and numeric_value(left) is not None:
         return _DELIMITERS.sub("", right).strip()  # working that ends in its value: "\\frac{1}{3} \\times 27 = 9" states 9

@@ -13,12 +13,14 @@ class ParseError(ValueError):
     """The LLM's answer does not fit the expected shape (message: the reason)."""
 
 
-# LLMs often write LaTeX unescaped inside JSON strings: "\frac" then decodes as a form feed
-# followed by "rac", "\times" as a tab. A backslash that starts one of these commands is LaTeX.
+# LLMs often write LaTeX unescaped inside JSON strings: "\frac" then decodes as a form feed followed by
+# "rac", "\boxed" as a backspace, "\rightarrow" as a carriage return; "\sqrt" and "\(" are invalid JSON.
+# So a backslash is LaTeX unless it starts a JSON escape a model means: \" \\ \/, "\n" and "\t" (a new
+# line, a tab: "\nThe") unless a LaTeX command follows ("\neq", "\times"), and "\u" with four hex digits.
 _LATEX = re.compile(
-    r"(?<!\\)\\(?=(?:frac|dfrac|tfrac|times|div|circ|sqrt|neq|leq|geq|le|ge|cdot|left|right|text|"
-    r"mathrm|mathbf|degree|pm|approx|angle|triangle|begin|end|quad|overline|underline|pi|theta|"
-    r"infty|sum|log|sin|cos|tan|hline|square|ldots|dots|prime|bmod|equiv|notin|in)(?![a-zA-Z]))")
+    r'(?<!\\)\\(?=[^"\\/ntu]|u(?![0-9a-fA-F]{4})|'
+    r"(?:neq|ne|neg|not|notin|nabla|newline|times|text|textbf|textit|textrm|tfrac|theta|tau|tilde|to|"
+    r"therefore|top|tan|triangle)(?![a-zA-Z]))")
 
 
 def escape_latex(text: str) -> str:

@@ -53,6 +53,7 @@ def test_distractor_rules_and_parse():
     ("A right angle", "A right angle"), ("5/12", "5/12"),
     (r"\( \frac{1}{3} \times 3 \times 3 = 9 \)", "9"), ("y = 2x + 1", "y = 2x + 1"), ("2f - 20 = 360", "2f - 20 = 360"),
     ("The relationship between the angles is that they are both on one side of 12", None),
+    (r"\boxed{16}", "16"), (r"\( \boxed{\frac{1}{2}} \)", r"\frac{1}{2}"), (r"\boxed{x} + 1", None),
 ])
 def test_a_sentence_answer_is_cut_to_the_value_it_states(written, kept):
     from eedi.answers import stated_answer

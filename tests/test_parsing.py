@@ -72,3 +72,24 @@ def test_rationale_parse():
         teacher.parse(item, '{"rationale": "1. **Identify** the numerators and the denominators"}')
     with pytest.raises(ParseError, match="rationale missing"):
         teacher.parse(item, '{"explanation": "The pupil adds the tops and the bottoms."}')
+
+
+@pytest.mark.parametrize("raw, value", [
+    (r'{"a": "\boxed{16}"}', "\\boxed{16}"),                      # \b: a backspace nobody means
+    (r'{"a": "x \rightarrow y"}', "x \\rightarrow y"),            # \r before a word
+    (r'{"a": "\frac{1}{\bigstar}"}', "\\frac{1}{\\bigstar}"),
+    (r'{"a": "\hat{x} + \sqrt{2}"}', "\\hat{x} + \\sqrt{2}"),     # not JSON escapes at all
+    (r'{"a": "\underline{3}"}', "\\underline{3}"),
+    (r'{"a": "caf\u00e9"}', "café"),                              # a real unicode escape
+    (r'{"a": "one\nThe next\tend"}', "one\nThe next\tend"),       # a new line and a tab stay
+    (r'{"a": "2 \times 3 \neq 5 \theta"}', "2 \\times 3 \\neq 5 \\theta"),
+])
+def test_latex_backslashes_are_not_read_as_json_escapes(raw, value):
+    assert parse_json_object(raw)["a"] == value
+
+
+def test_latex_delimiters_and_spacing_in_json_strings():
+    raw = r'{"a": "\( 2\,\frac{1}{3} \) and \{x\} 50\%", "b": "say \"hi\" \/ \\ok"}'
+    value = parse_json_object(raw)
+    assert value["a"] == "\\( 2\\,\\frac{1}{3} \\) and \\{x\\} 50\\%"
+    assert value["b"] == 'say "hi" / \\ok'
