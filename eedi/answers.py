@@ -17,8 +17,9 @@ import re
 from functools import lru_cache
 
 _DELIMITERS = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
-_TEXT = re.compile(r"\\(?:text|mathrm|rm|mathbf|textbf|operatorname|boxed)\s*\{([^{}]*)\}")
-_BOXED = re.compile(r"\s*(?:\\\(|\$)?\s*\\boxed\s*\{(?P<value>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}\s*(?:\\\)|\$)?\s*")
+_BRACED = r"\{(?P<value>[^{}]*(?:\{[^{}]*\}[^{}]*)*)\}"  # a {group}, one level of {} allowed inside
+_TEXT = re.compile(r"\\(?:text|mathrm|rm|mathbf|textbf|operatorname|boxed)\s*" + _BRACED)
+_BOXED = re.compile(r"\s*(?:\\\(|\$)?\s*\\boxed\s*" + _BRACED + r"\s*(?:\\\)|\$)?\s*")
 _FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _FRAC_SHORT = re.compile(r"\\[dt]?frac\s*(\d)\s*(\d)")
 _MIXED = re.compile(r"(\d)\s*\((\d+)\)/\((\d+)\)")

@@ -241,3 +241,10 @@ def test_pick_candidates_come_from_the_target_s_neighbours_or_from_what_retrieve
     assert set(probs) == set(orders[0]) | set(orders[1]) and sum(probs.values()) == pytest.approx(1)
     for m, p in probs.items():
         assert p == pytest.approx(shown_first.count(m) / 4, abs=0.01)
+
+
+def test_boxed_and_text_wrappers_are_unwrapped_when_answers_are_compared():
+    from eedi.answers import same_answer
+    assert same_answer(r"x = \boxed{\frac{1}{2}}", "0.5")
+    assert same_answer(r"\text{\frac{3}{4}} kg", r"\( \frac{3}{4} \)")
+    assert not same_answer(r"\boxed{\frac{1}{3}}", "0.5")
