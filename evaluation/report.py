@@ -7,6 +7,8 @@ from pathlib import Path
 
 from evaluation.crossval import DEPTH, covered_uplift, summarise, uplift
 
+CONTROL = "real+control"  # evaluation.control: the LLM-free pairing rows
+
 SCHEME_NAMES = {"MisconceptionId": "grouped by misconception", "ConstructId": "grouped by construct"}
 
 
@@ -102,7 +104,8 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
     (report / "results.json").write_text(json.dumps({"config": config_record, "summary": rows, "runs": results},
                                                     indent=1, default=str) + "\n")
     plot_map(rows, report / "map_by_condition.png", k)
-    synthetic = sorted({r["condition"] for r in results if r["condition"].startswith("real+")})
+    synthetic = sorted({r["condition"] for r in results if r["condition"].startswith("real+")},
+                       key=lambda c: (c == CONTROL, c))  # the LLM-free control last
     lines = ["# Evaluation", "", *header, "", f"## MAP@{k} by condition (mean ± sd over folds)", "",
              *table_markdown([r for r in rows if r["stage"] != "retriever-sample"], k), ""]
     sample = [r for r in rows if r["stage"] == "retriever-sample"]
@@ -117,21 +120,24 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
         lines.append(f"- {condition}: synthetic rows used per fold (admissible under the leak rule, after the "
                      "per-misconception cap): " + ", ".join(f"{SCHEME_NAMES.get(s, s)} fold {f}: {n}"
                                                           for (s, f), n in sorted(used.items())))
-        for scheme, deltas in uplift(results, condition).items():
-            mean = statistics.fmean(deltas)
-            sd = statistics.stdev(deltas) if len(deltas) > 1 else 0.0
-            lines.append(f"- {condition} − real, {SCHEME_NAMES.get(scheme, scheme)}, unseen MAP@{k} "
-                         f"(retriever, no boost): per fold {', '.join(f'{d:+.4f}' for d in deltas)}; "
-                         f"mean {mean:+.4f} ± {sd:.4f} (sd over {len(deltas)} folds)")
+        baselines = ["real"] + ([CONTROL] if CONTROL in synthetic and condition != CONTROL else [])
+        for baseline in baselines:
+            for scheme, deltas in uplift(results, condition, baseline).items():
+                mean = statistics.fmean(deltas)
+                sd = statistics.stdev(deltas) if len(deltas) > 1 else 0.0
+                lines.append(f"- {condition} − {baseline}, {SCHEME_NAMES.get(scheme, scheme)}, unseen MAP@{k} "
+                             f"(retriever, no boost): per fold {', '.join(f'{d:+.4f}' for d in deltas)}; "
+                             f"mean {mean:+.4f} ± {sd:.4f} (sd over {len(deltas)} folds)")
         for scheme, folds in covered_uplift(results, condition).items():
             lines.append(f"- {condition}, {SCHEME_NAMES.get(scheme, scheme)}, on the validation pairs whose "
                          f"misconception has synthetic rows: " + "; ".join(
                              f"{n} pairs, MAP@{k} {b:.4f} (real) → {a:.4f} ({a - b:+.4f}, 95% interval over "
                              f"pairs {lo:+.4f} to {hi:+.4f})" for n, b, a, (lo, hi) in folds))
     if synthetic:
-        per_cluster = cluster_uplift(results, synthetic[-1], cluster_of)
+        shown = synthetic[-2] if len(synthetic) > 1 and synthetic[-1] == CONTROL else synthetic[-1]
+        per_cluster = cluster_uplift(results, shown, cluster_of)
         plot_cluster_uplift(per_cluster, report / "uplift_by_cluster.png",
-                            f"{synthetic[-1]} - real, folds grouped by misconception (retriever, no boost)")
+                            f"{shown} - real, folds grouped by misconception (retriever, no boost)")
         lines += ["", "![uplift by cluster](uplift_by_cluster.png)"]
     path = report / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -6,21 +6,15 @@ from pathlib import Path
 
 from embeddings import ClusterParams
 from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD
+from factory.modes import DEFAULT_MODE, MODES
 from llm import BackendOptions
 from eedi.splits import FoldSpec
 
 DEFAULT_SHOTS = 5
-MODES = ("question", "distractor")
-DEFAULT_MODE = "distractor"
-# The checks each mode runs by default, in order (factory.stages.CHECKS names them all). Measured on real
-# rows (README, Measured): round-trip at top 100 keeps 77% of real labelled rows and 4% of rows given a
-# random misconception; pick with the embedded models is at chance, so it is not a default.
-DEFAULT_CHECKS = {"question": ["solve", "round-trip"], "distractor": ["round-trip"]}
+# The modes, their default checks and items per target: factory.modes. Round-trip at top 100 keeps 77% of real
+# labelled rows and 4% of rows given a random misconception (docs/results/).
+DEFAULT_CHECKS = {name: list(m.checks) for name, m in MODES.items()}
 DEFAULT_CONSISTENCY_TOP_K = 100
-# Items per target misconception by mode. Distractor mode: two base questions a target lifted unseen MAP@25 by
-# +0.026 on 3 folds against +0.016 with one (the same store capped at one row a target; README, Measured);
-# a third, on every target of 3 folds, +0.024 ± 0.015 against +0.021 ± 0.007: inside the noise, for 1.5x the items.
-DEFAULT_PER_MISCONCEPTION = {"question": 1, "distractor": 2}
 RATIONALES = ("working", "teacher")
 EXECUTORS = ("local", "ray")
 DEFAULT_TASK_ITEMS = 8  # --executor ray: items per task (one cluster's items, consecutive in the plan)
@@ -32,10 +26,10 @@ class SynthConfig:
     store: Path = Path("synth-store")
     clusters: list[int] | None = None  # None: every cluster with targets
     misconceptions: list[int] | None = None  # only these targets (--misconception, --misconceptions FILE)
-    mode: str = DEFAULT_MODE  # "question": new questions; "distractor": new wrong answers to real questions
-    checks: list[str] | None = None  # None: DEFAULT_CHECKS[mode]
+    mode: str = DEFAULT_MODE  # a name in factory.modes.MODES
+    checks: list[str] | None = None  # None: the mode's default checks
     rationale: str = "working"  # distractor mode: the writer's working, or the teacher's rationale
-    per_misconception: int | None = None  # None: DEFAULT_PER_MISCONCEPTION[mode]
+    per_misconception: int | None = None  # None: the mode's default
     limit: int | None = None  # at most this many items in this run
     seed: int = 0
     generator_model: str | None = None  # None: the engine's default (the embedded preset, the server's model)
@@ -68,10 +62,10 @@ class SynthConfig:
     progress: bool = True
 
     def effective_checks(self) -> list[str]:
-        return list(self.checks) if self.checks is not None else list(DEFAULT_CHECKS[self.mode])
+        return list(self.checks) if self.checks is not None else list(MODES[self.mode].checks)
 
     def effective_per_misconception(self) -> int:
-        return self.per_misconception or DEFAULT_PER_MISCONCEPTION[self.mode]
+        return self.per_misconception or MODES[self.mode].per_misconception
 
     def role_models(self) -> dict[str, str | None]:
         """The model spec of each LLM role (None: the engine's default)."""

@@ -34,6 +34,8 @@ from judges import NearDuplicateIndex
 from llm import BackendError, BackendPool, RequestCache, Usage
 from store import DatasetStore, VersionWriter, now_iso
 
+NO_MODEL = "none"  # the model columns of an LLM-free mode's rows
+
 
 @dataclass
 class StageCount:
@@ -207,8 +209,11 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     pool = BackendPool(config.backend)
     executor = None
     try:
-        identities = {role: pool.identify(spec) for role, spec in config.role_models().items()}
-        models = {role: str(identity) for role, identity in identities.items()}
+        if any(s.role for s in stages):
+            identities = {role: pool.identify(spec) for role, spec in config.role_models().items()}
+            models = {role: str(identity) for role, identity in identities.items()}
+        else:  # an LLM-free mode (pairing): no model is resolved, started or recorded
+            identities, models = {}, {role: NO_MODEL for role in config.role_models()}
         done, _ = store.stored_keys()
         key = checks_key(stages, models)
         stored_items = {k for k, _ in done}
@@ -223,7 +228,8 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         if rejudged:
             err.write(f"note: {rejudged} planned items are in {config.store} with other check settings; they are "
                       "judged again into the new version (generator answers replay from the request cache)\n")
-        pool.cache = RequestCache(config.request_cache_path()) if config.request_cache else None
+        if config.request_cache and identities:
+            pool.cache = RequestCache(config.request_cache_path())
         kept = store.read("train", ["QuestionId", "QuestionText", "BaseQuestionId", "IncorrectAnswerText"])
         shared = Shared.of(world)
         if config.executor == "ray":

@@ -1,7 +1,8 @@
 """The plan of a run: every item to make, in cluster order (requests sharing a prefix stay adjacent).
 
 An item is the ``k``-th for a target misconception.  Question mode makes ``--per-misconception`` new
-questions per target.  Distractor mode writes one new wrong answer per *base question*: real questions
+questions per target.  Distractor mode writes one new wrong answer per *base question* (pairing mode
+labels the base question itself with the target, no LLM): real questions
 whose construct fits the target, chosen from the pool the shots come from (the real rows of the
 target's cluster and of the ``POOL_NEIGHBOURS`` misconceptions nearest to it), ranked by the cosine
 similarity of their construct name to the target's name, those whose answers are a closed set of words
@@ -22,6 +23,7 @@ import numpy as np
 from eedi import Pair
 from embeddings import nearest
 from factory.config import SynthConfig
+from factory.modes import MODES
 from factory.world import ConfigError, World
 from generators import ShotPicker, Target
 from generators.distractor import closed_question
@@ -94,7 +96,7 @@ def plan(world: World, config: SynthConfig, wanted: set[int]) -> list[Target]:
             raise ConfigError(f"--cluster {unknown[0]}: no such cluster (ids 0-{len(members) - 1}; see --list-clusters)")
         chosen = sorted(set(config.clusters))
     picker = ShotPicker(world.data.misconceptions, world.data.train_pairs, world.ids, world.vectors)
-    bases = BasePicker(world) if config.mode == "distractor" else None
+    bases = BasePicker(world) if MODES[config.mode].bases else None
     names = world.data.misconceptions
     per_target = config.effective_per_misconception()
     targets = []

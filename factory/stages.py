@@ -1,7 +1,4 @@
-"""The stage lists: what a run does, per mode, as data.
-
-    question:   generate -> [checks] -> teach -> near-duplicate
-    distractor: distract -> [checks] -> working | teach -> repeat
+"""The stage lists: what a run does, as data: its mode's stages (``factory.modes``) around the chosen checks.
 
 ``CHECKS`` names every check a run may choose (``--checks``), each built from the config.  To add a
 check: write one class with ``name``, ``role``, ``columns`` and ``run(items, ctx)`` (see
@@ -14,10 +11,8 @@ from collections.abc import Callable
 
 from factory.config import SynthConfig
 from factory.world import ConfigError
-from generators import DistractorWriter, QuestionGenerator, RationaleWriter
-from generators.distractor import WorkingAsRationale
+from factory.modes import MODES
 from judges import PickMisconception, RoundTrip, RubricJudge, Solver
-from judges.rules import NearDuplicates, RepeatedDistractors
 
 CHECKS: dict[str, Callable[[SynthConfig], object]] = {
     "solve": lambda c: Solver(),
@@ -33,17 +28,14 @@ def stages_for(config: SynthConfig) -> list:
     if unknown:
         raise ConfigError(f"--checks: unknown check {unknown[0]!r} (choose from {', '.join(CHECKS)})")
     checks = [CHECKS[name](config) for name in config.effective_checks()]
-    if config.mode == "question":
-        return [QuestionGenerator(), *checks, RationaleWriter(), NearDuplicates(config.near_duplicate_threshold)]
-    rationale = RationaleWriter() if config.rationale == "teacher" else WorkingAsRationale()
-    return [DistractorWriter(), *checks, rationale, RepeatedDistractors()]
+    return MODES[config.mode].stages(config, checks)
 
 
 def all_stage_columns() -> dict[str, str]:
     """Every column any stage may write, so every version of a store shares one schema."""
     config = SynthConfig(data_dir=None)  # type: ignore[arg-type]
-    stages = [QuestionGenerator, DistractorWriter, RationaleWriter, WorkingAsRationale, NearDuplicates,
-              RepeatedDistractors, *(type(build(config)) for build in CHECKS.values())]
+    stages = [*(s for mode in MODES.values() for s in mode.stages(config, [])),
+              *(build(config) for build in CHECKS.values())]
     columns: dict[str, str] = {}
     for stage in stages:
         columns.update(stage.columns)

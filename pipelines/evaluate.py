@@ -5,11 +5,13 @@ Examples:
   python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store      # evaluation data, fold 0
   python -m pipelines.evaluate --data-dir data/eedi --store eval-store --versions all --only-folds 0 \\
       --report reports/eval
+  python -m pipelines.evaluate --data-dir data/eedi --store eval-store --pooled --control pairing \\
+      --only-folds 0,1,2 --schemes misconception --reranker none --report reports/vs-control
 
 Folds are grouped by misconception (validation misconceptions unseen in training) and by
 construct.  Conditions on the same folds: the zero-shot base retriever, the retriever trained
-on real rows, and trained on real + each chosen store version (or all of them, --pooled) at
-each --synth-repeat; each ranked with and without the reranker and with each --unseen-boost.
+on real rows, trained on real + each chosen store version (or all of them, --pooled) at
+each --synth-repeat, and with --control pairing on real + the LLM-free control's rows; each ranked with and without the reranker and with each --unseen-boost.
 A synthetic row trains a fold only if that fold's validation rows were hidden when it was made
 (synth --hide-fold): not among its shots, not among its near-duplicate references.  The report
 (report.md, results.json, PNG plots) goes to --report; finished conditions are reused when a
@@ -71,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--pooled", action="store_true",
                     help="evaluate the chosen versions together, as one condition real+synthetic (e.g. one "
                          "synth --hide-fold run per fold; the leak rule still picks each fold's rows)")
+    io.add_argument("--control", choices=("pairing", "none"), default="none",
+                    help="pairing: also train on the LLM-free control, real + pairing-mode rows for every target of "
+                         "each evaluated fold (synth --mode pairing --hide-fold F, made in seconds into "
+                         "REPORT/control-store), and report each store's lift over it as well as over real rows "
+                         "(default none)")
     io.add_argument("--report", required=True, metavar="DIR", help="where report.md, results.json and plots go")
     io.add_argument("--no-progress", action="store_true", help="no progress bars")
     io.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
@@ -148,6 +155,12 @@ def run(args: argparse.Namespace) -> int:
             synthetic = {v: [] for v in selection.versions}
             for row in selection.rows:
                 synthetic.setdefault(row["Version"], []).append(row)
+    if args.control == "pairing":
+        from evaluation.control import CONDITION, pairing_control
+
+        synthetic[CONDITION] = pairing_control(
+            data_dir, Path(args.report) / "control-store", FOLD_BY[args.fold_by], args.folds, args.fold_seed,
+            args.only_folds, log=lambda m: print(m, flush=True))
     config = EvalConfig(
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
         retriever=RetrieverConfig(epochs=args.epochs, max_steps=args.max_steps or None, batch_size=args.batch_size,

@@ -6,6 +6,7 @@ Examples:
   python -m pipelines.synth --misconceptions ids.txt --mode distractor --per-misconception 3
   python -m pipelines.synth --cluster 12 --mode question --checks solve,pick --limit 20
   python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store   # evaluation data
+  python -m pipelines.synth --cluster all --mode pairing --store control      # the LLM-free control, seconds
 
   python -m pipelines.synth --cluster all --base-url http://127.0.0.1:8000/v1 --concurrency 16
   python -m pipelines.synth --cluster all --engine vllm --model Qwen/Qwen2.5-7B-Instruct
@@ -29,8 +30,8 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
-from factory.config import (DEFAULT_CHECKS, DEFAULT_CONSISTENCY_TOP_K, DEFAULT_MODE, DEFAULT_SHOTS,
-                            DEFAULT_TASK_ITEMS, EXECUTORS, MODES, RATIONALES, SynthConfig)
+from factory.config import DEFAULT_CONSISTENCY_TOP_K, DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
+from factory.modes import DEFAULT_MODE, MODES
 from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD, candidate_rules
 from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
@@ -101,15 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only the target misconceptions listed in FILE, one MisconceptionId per line "
                            "('#' starts a comment). An id not in misconception_mapping.csv is an error; a listed "
                            "misconception that is not a target (see --min-real-rows) is skipped with a warning")
-    what.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
-                      help="distractor: a new wrong answer to a real question whose construct fits the target "
-                           "(the real question and correct answer are kept); question: a whole new question "
-                           f"(default {DEFAULT_MODE})")
+    what.add_argument("--mode", choices=list(MODES), default=DEFAULT_MODE,
+                      help="; ".join(f"{m.name}: {m.summary}" for m in MODES.values()) + f" (default {DEFAULT_MODE})")
     what.add_argument("--list-clusters", action="store_true",
                       help="print each cluster's id, size, real rows, targets and a few names, then exit")
     what.add_argument("--per-misconception", type=positive, metavar="N",
-                      help="items to make per target misconception (distractor mode: one per base question, "
-                           "the N best-fitting ones) (default 2 in distractor mode, 1 in question mode)")
+                      help="items to make per target misconception (distractor and pairing modes: one per base "
+                           "question, the N best-fitting ones) (default: "
+                           + ", ".join(f"{m.per_misconception} in {m.name} mode" for m in MODES.values()) + ")")
     what.add_argument("--limit", type=positive, metavar="N", help="make at most N items in this run")
     what.add_argument("--min-real-rows", type=positive, default=1, metavar="K",
                       help="targets are misconceptions with fewer than K real training rows "
@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated checks, run in this order: solve (a solver answers the question on its "
                         "own; question mode), pick (which of K lettered misconceptions explains the wrong answer), "
                         "round-trip (a retriever ranks the target within --consistency-top-k), judge (a 0-10 "
-                        "rubric); 'none' for no check (default: question "
-                        f"{','.join(DEFAULT_CHECKS['question'])}; distractor {','.join(DEFAULT_CHECKS['distractor'])})")
+                        "rubric); 'none' for no check (default: "
+                        + "; ".join(f"{m.name} {','.join(m.checks) or 'none'}" for m in MODES.values()) + ")")
     q.add_argument("--rationale", choices=RATIONALES, default="working",
                    help="distractor mode: the Rationale column is the writer's one-line working, or the teacher "
                         "writes it (default working)")
@@ -315,8 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--hide-fold needs --folds of at least 2 (got {args.folds})")
     if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
         parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
-    if args.checks and "solve" in args.checks and args.mode == "distractor":
-        parser.error("--checks solve is for --mode question (a distractor row keeps a real question's correct answer)")
+    if args.checks and "solve" in args.checks and MODES[args.mode].bases:
+        parser.error(f"--checks solve is for --mode question (a {args.mode} row keeps a real question's correct answer)")
+    needs_answer = [c for c in args.checks or () if c in ("pick", "judge")]
+    if needs_answer and not MODES[args.mode].wrong_answer:
+        parser.error(f"--checks {needs_answer[0]} reads a wrong answer, and --mode {args.mode} rows have none")
     if not 2 <= args.pick_k <= 26:
         parser.error("--pick-k must be in 2..26 (the target and at least one other, one letter each)")
     if args.pick_threshold is not None and not 0 < args.pick_threshold <= 1:

@@ -5,8 +5,8 @@ A *row* is either an :class:`eedi.Pair` (real) or a dict read from the dataset s
 ``CorrectAnswerText`` and ``IncorrectAnswerText``.  Synthetic rows also carry a
 ``Rationale`` (the teacher's account of the pupil's reasoning); real rows have none.
 
-- query: subject, construct, correct answer, wrong answer, (optionally) the rationale,
-  then the question.  The answers carry most of the signal and come before the
+- query: subject, construct, correct answer, wrong answer (left out where a row has none: the
+  pairing mode's rows), (optionally) the rationale, then the question.  The answers carry most of the signal and come before the
   question, so a model's maximum sequence length cuts the end of a long question
   rather than the answers; the question is also clipped to ``QUESTION_CHARS``.
 - document: the misconception name.
@@ -36,8 +36,10 @@ def query_text(row: Any, with_rationale: bool = False) -> str:
         f"Subject: {field(row, 'SubjectName')}",
         f"Construct: {field(row, 'ConstructName')}",
         f"Correct answer: {field(row, 'CorrectAnswerText')}",
-        f"Wrong answer: {field(row, 'IncorrectAnswerText')}",
     ]
+    wrong = field(row, "IncorrectAnswerText")
+    if wrong:  # a pairing row (the LLM-free control) claims no wrong answer: the line is left out
+        lines.append(f"Wrong answer: {wrong}")
     rationale = field(row, "Rationale") if with_rationale else ""
     if rationale:
         lines.append(f"Pupil's reasoning: {clip(rationale, RATIONALE_CHARS)}")
