@@ -13,12 +13,14 @@ DEFAULT_SHOTS = 5
 MODES = ("question", "distractor")
 DEFAULT_MODE = "distractor"
 # The checks each mode runs by default, in order (factory.stages.CHECKS names them all). Measured on real
-# rows (README, Measured): round-trip at top 100 keeps 77% of real labelled rows and 4% of rows given a
-# random misconception; pick with the embedded models is at chance, so it is not a default.
+# rows (docs/results/2026-12-01-checks-on-real-rows.md): round-trip at top 100 keeps 77% of real labelled
+# rows and 4% of rows given a random misconception; pick with the embedded models is at chance, so it is
+# not a default.
 DEFAULT_CHECKS = {"question": ["solve", "round-trip"], "distractor": ["round-trip"]}
 DEFAULT_CONSISTENCY_TOP_K = 100
 # Items per target misconception by mode. Distractor mode: two base questions a target lifted unseen MAP@25 by
-# +0.026 on 3 folds against +0.016 with one (the same store capped at one row a target; README, Measured);
+# +0.026 on 3 folds against +0.016 with one (the same store capped at one row a target;
+# docs/results/2026-12-03-two-base-questions-a-target.md);
 # a third, on every target of 3 folds, +0.024 ± 0.015 against +0.021 ± 0.007: inside the noise, for 1.5x the items.
 DEFAULT_PER_MISCONCEPTION = {"question": 1, "distractor": 2}
 RATIONALES = ("working", "teacher")
