@@ -12,7 +12,8 @@ from eedi.splits import FoldSpec
 
 DEFAULT_SHOTS = 5
 # The modes, their default checks and items per target: factory.modes. Round-trip at top 100 keeps 77% of real
-# labelled rows and 4% of rows given a random misconception (docs/results/).
+# labelled rows and 4% of rows given a random misconception; pick with the embedded models is at chance, so it
+# is not a default (docs/results/2026-12-01-checks-on-real-rows.md).
 DEFAULT_CHECKS = {name: list(m.checks) for name, m in MODES.items()}
 DEFAULT_CONSISTENCY_TOP_K = 100
 RATIONALES = ("working", "teacher")

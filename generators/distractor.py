@@ -7,7 +7,8 @@ The system message (instructions and the cluster's real examples) is shared by e
 cluster; the user message holds the misconception and the question.
 
 The prompt shows the question alone, not its correct answer or options: shown them, the 0.5B model
-mostly answers with the correct answer (measured in README). Only a question whose answers are a
+mostly answers with the correct answer (measured in
+docs/results/2026-12-02-why-the-writer-echoes-the-correct-answer.md). Only a question whose answers are a
 closed set of words or pictures ("Only Tom", "Acute", a graph) shows them, so that the answer keeps
 their form; the planner uses such questions as bases last.
 

@@ -37,7 +37,9 @@ from store.files import open_atomic
 
 RETRIEVER_TEMPERATURE = 1 / 20  # MultipleNegativesRankingLoss's default scale is 20
 RERANKER_TEMPERATURE = 1.0
-DEFAULT_FUSE = 1.0  # the retriever's weight in a reranked order: README, Inference (fused, measured)
+# the retriever's weight in a reranked order (fused, measured:
+# docs/results/2026-12-02-listwise-pointwise-fused-ensembles.md)
+DEFAULT_FUSE = 1.0
 SKIP_IN_FINGERPRINT = {"README.md", CARD_FILE}
 
 

@@ -1,5 +1,6 @@
 """Stage ``judge``: the rubric judge LLM scores an item 0-10 (prompts/judge.*.j2) with a one-sentence reason;
-items below ``min_score`` are rejected. Measured at chance with the embedded models (README); kept for
+items below ``min_score`` are rejected. Measured at chance with the embedded models
+(docs/results/2026-11-22-question-mode-rubric-judge.md); kept for
 capable judges behind ``--base-url`` or ``--engine vllm``."""
 from __future__ import annotations
 

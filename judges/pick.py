@@ -30,8 +30,9 @@ TOP_LOGPROBS = 20  # the OpenAI API's maximum
 # where the K-1 others come from: the names nearest to the target's, or the names a retriever ranks highest
 # for the item itself; "mixed" variants take half of them that way and half at random
 CANDIDATE_RULES = ("nearest", "mixed", "retrieved", "retrieved-mixed")
-# On 48 real rows with the 1.5B (README, Measured): AUC against the nearest / a random misconception 0.61 / 0.83
-# with both rules averaged, 0.63 / 0.70 with mixed, 0.56 / 0.82 with retrieved-mixed; 4 prompts an item.
+# On 48 real rows with the 1.5B (docs/results/2026-12-01-checks-on-real-rows.md): AUC against the nearest /
+# a random misconception 0.61 / 0.83 with both rules averaged, 0.63 / 0.70 with mixed, 0.56 / 0.82 with
+# retrieved-mixed; 4 prompts an item.
 DEFAULT_PICK_CANDIDATES = "mixed+retrieved-mixed"
 
 

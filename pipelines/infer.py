@@ -41,7 +41,7 @@ from inference.ranking import DEFAULT_FUSE
 from prompts import TemplateError
 
 USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError, BackendError)
-DEFAULT_BOOST = 1.0  # see README, "Evaluation": the measured effect of --unseen-boost
+DEFAULT_BOOST = 1.0  # the measured effect of --unseen-boost: docs/results/2026-11-22-first-folds-mixing-and-boost.md
 ZERO_SHOT_RERANKER = "qwen2.5-coder-0.5b"
 
 

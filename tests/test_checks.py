@@ -64,7 +64,8 @@ def test_a_sentence_answer_is_cut_to_the_value_it_states(written, kept):
 
 
 def test_sentences_where_the_options_are_short_and_copied_placeholders_are_retried():
-    # kept by the question-only prompt before this rule (README): a sentence answer and the schema's placeholder
+    # kept by the question-only prompt before this rule (docs/results/2026-12-02-question-only-distractor-prompt.md):
+    # a sentence answer and the schema's placeholder
     assert distractor_rules("There are no fractions between these two circles.", r"\( \frac{17}{20} \)",
                             ["0.8", "0.9", "17"]) == "answer is a sentence, not an answer of the options' form"
     assert distractor_rules("greater than or equal to", r"\( t>9 \)", ["t<9", "t=9"]) is not None

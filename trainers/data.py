@@ -151,8 +151,8 @@ def synthetic_examples(rows: list[dict], misconceptions: dict[int, str]) -> list
     return out
 
 
-# Auto oversampling's ceiling: on one fold (README, Evaluation), 16 rows used 16 times raised their
-# misconceptions' pairs by +0.03 MAP@25 where 1 and 4 times did nothing measurable.
+# Auto oversampling's ceiling: on one fold (docs/results/2026-11-22-first-folds-mixing-and-boost.md), 16 rows
+# used 16 times raised their misconceptions' pairs by +0.03 MAP@25 where 1 and 4 times did nothing measurable.
 AUTO_MAX_REPEAT = 16
 
 

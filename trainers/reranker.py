@@ -14,7 +14,8 @@ trained weights; with CUDA and bitsandbytes a transformers-folder base is loaded
 CPU budget: a forward and backward pass of a 0.5B model over a group of 4 prompts of
 at most 192 tokens takes seconds on 2 cores, so the CPU default is a step budget
 (``steps``), short prompts (``max_tokens``), few negatives, and LoRA on the last
-``lora_layers`` layers only: the backward pass stops there (README, "Training").
+``lora_layers`` layers only: the backward pass stops there
+(docs/results/2026-11-21-training-on-2-cores.md).
 """
 from __future__ import annotations
 
