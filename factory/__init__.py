@@ -1,12 +1,15 @@
-"""The synthetic-data engine as a library: the run's data (``world``), its plan, its stages and the engine
-that runs them; ``pipelines.synth`` is only its command line."""
-from factory.config import DEFAULT_CHECKS, DEFAULT_MODE, MODES, RATIONALES, SynthConfig
-from factory.engine import Engine, RunFailed, checks_key, checks_key_of_config, run
+"""The synthetic-data engine as a library: the run's data (``world``), its plan, its modes and checks, the
+engine that runs a task of items through the stages, the executors, and the runner; ``pipelines.synth`` is
+only its command line."""
+from factory.checks import CHECKS
+from factory.config import DEFAULT_CHECKS, RATIONALES, SynthConfig
+from factory.context import Context, Item, Reject
+from factory.engine import Engine, checks_key, checks_key_of_config
+from factory.modes import DEFAULT_MODE, MODES, Mode, stages_for
 from factory.plan import item_key, item_seed, plan
-from factory.stage import Context, Item, Reject
-from factory.stages import CHECKS, stages_for
+from factory.runner import RunFailed, run
 from factory.world import ConfigError, World, list_clusters, prepare
 
-__all__ = ["CHECKS", "ConfigError", "checks_key", "checks_key_of_config", "Context", "DEFAULT_CHECKS", "DEFAULT_MODE", "Engine", "Item", "MODES",
-           "RATIONALES", "Reject", "RunFailed", "SynthConfig", "World", "item_key", "item_seed", "list_clusters",
-           "plan", "prepare", "run", "stages_for"]
+__all__ = ["CHECKS", "ConfigError", "checks_key", "checks_key_of_config", "Context", "DEFAULT_CHECKS", "DEFAULT_MODE",
+           "Engine", "Item", "MODES", "Mode", "RATIONALES", "Reject", "RunFailed", "SynthConfig", "World", "item_key",
+           "item_seed", "list_clusters", "plan", "prepare", "run", "stages_for"]

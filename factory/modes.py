@@ -1,8 +1,8 @@
 """The factory's modes: what an item is, how targets are planned, which stages run, and the defaults.
 
 A mode is one ``Mode`` value in ``MODES``; ``pipelines.synth --mode`` offers them all, its help and the
-defaults come from here, and ``factory.stages.stages_for`` builds a run's stage list from the mode's
-stages around the chosen checks. To add a mode: write its stages (``generators/``), add one ``Mode``
+defaults come from here, and ``stages_for`` builds a run's stage list from the mode's stages around the
+chosen checks (``factory.checks``). To add a mode: write its stages (``generators/``), add one ``Mode``
 below (docs/extending.md).
 
     question:   generate -> [checks] -> teach -> near-duplicate
@@ -62,3 +62,29 @@ PAIRING = Mode(
 
 MODES: dict[str, Mode] = {m.name: m for m in (DISTRACTOR, QUESTION, PAIRING)}
 DEFAULT_MODE = "distractor"
+
+
+def stages_for(config: "SynthConfig") -> list:
+    """The run's stages, in order."""
+    from factory.checks import CHECKS
+    from factory.world import ConfigError
+
+    unknown = [c for c in config.effective_checks() if c not in CHECKS]
+    if unknown:
+        raise ConfigError(f"--checks: unknown check {unknown[0]!r} (choose from {', '.join(CHECKS)})")
+    checks = [CHECKS[name](config) for name in config.effective_checks()]
+    return MODES[config.mode].stages(config, checks)
+
+
+def all_stage_columns() -> dict[str, str]:
+    """Every column any stage may write, so every version of a store shares one schema."""
+    from factory.checks import CHECKS
+    from factory.config import SynthConfig
+
+    config = SynthConfig(data_dir=None)  # type: ignore[arg-type]
+    stages = [*(s for mode in MODES.values() for s in mode.stages(config, [])),
+              *(build(config) for build in CHECKS.values())]
+    columns: dict[str, str] = {}
+    for stage in stages:
+        columns.update(stage.columns)
+    return columns

@@ -36,12 +36,10 @@ from dataclasses import dataclass, field, replace
 from typing import Iterator, TextIO
 
 from factory.config import SynthConfig
-from factory.engine import Engine, Shared, StageCount, make_context, new_usage, open_backends
-from factory.report import Progress
-from factory.stage import Item
-from factory.stages import stages_for
+from factory.engine import Engine, RunData, TaskResult, make_context, open_backends
+from factory.modes import stages_for
 from generators import Target
-from llm import BackendError, BackendOptions, BackendPool, ReplayCache, RequestCache, Usage, cache_dir
+from llm import BackendError, BackendOptions, BackendPool, ReplayCache, RequestCache, cache_dir
 
 NAMESPACE = "misconception-factory"
 MAX_RESTARTS = 3  # a dead worker is restarted, and its task retried, this many times
@@ -96,21 +94,10 @@ def worker_backend(options: BackendOptions, index: int, cpus: float) -> BackendO
     return options
 
 
-@dataclass
-class TaskResult:
-    index: int
-    items: list[Item]
-    counts: dict[str, StageCount]
-    usage: dict[str, Usage]
-    answers: list[tuple[str, str, str, str]]  # new request-cache entries
-    pid: int  # the worker process that ran it (a new pid: the worker was restarted)
-    seconds: float
-
-
 class SynthWorker:
     """A Ray actor (``ray.remote(SynthWorker)``): backends, embedder and stages, started once; tasks in turn."""
 
-    def __init__(self, config: SynthConfig, shared: Shared, models: dict[str, str], answers: dict[str, str],
+    def __init__(self, config: SynthConfig, data: RunData, models: dict[str, str], answers: dict[str, str],
                  index: int, cpus: float):
         self.pid, self.index, self.task, self.error = os.getpid(), index, None, None
         try:
@@ -125,7 +112,7 @@ class SynthWorker:
             stages = stages_for(config)
             self.models = models
             backends = open_backends(self.pool, config, stages, models)
-            ctx = make_context(shared, Embedder(cache=cache_dir()), config, backends, new_usage(stages, models))
+            ctx = make_context(data, Embedder(cache=cache_dir()), config, backends, {})
             self.engine = Engine(config, stages, ctx, models)
             self.engine.setup(self.engine.item_stages)
         except BackendError as e:  # told to the driver by status(): one line, not a traceback
@@ -137,26 +124,23 @@ class SynthWorker:
     def run_task(self, index: int, targets: list[Target], version: str) -> TaskResult:
         if self.error:
             raise BackendError(self.error)
-        started = time.perf_counter()
         self.task = index
-        engine = self.engine
-        engine.counts = {s.name: StageCount() for s in engine.stages}
-        engine.ctx.usage = new_usage(engine.stages, self.models)
-        items = engine.start(targets, version)
-        engine.run_stages(items, engine.item_stages)
-        answers = self.cache.take_new() if self.cache is not None else []
+        result = self.engine.run_task(index, targets, version)
+        result.answers = self.cache.take_new() if self.cache is not None else []
         self.task = None
-        return TaskResult(index, items, {n: c for n, c in engine.counts.items() if c.seen}, engine.ctx.usage,
-                          answers, self.pid, time.perf_counter() - started)
+        return result
 
 
 @dataclass
 class RayExecutor:
+    """``factory.executors.Executor`` on Ray: tasks over worker actors, results in plan order."""
+
     config: SynthConfig
-    shared: Shared
+    data: RunData
     models: dict[str, str]
     cache: RequestCache | None
     err: TextIO
+    opens_backends: bool = False  # each worker opens its own
     actors: list = field(default_factory=list)
     tasks: list[list[Target]] = field(default_factory=list)
     pids: list[set[int]] = field(default_factory=list)
@@ -164,7 +148,7 @@ class RayExecutor:
     cluster: dict = field(default_factory=dict)
     seconds: float = 0.0  # summed task time on the workers
 
-    def start(self, todo: list[Target]) -> None:
+    def start(self, engine: Engine, todo: list[Target]) -> None:
         """Connect to Ray (or start a local one), start the workers, check that each is ready."""
         try:
             import ray
@@ -185,13 +169,13 @@ class RayExecutor:
         count, cpus, gpus = worker_resources(self.config.backend, self.cluster, self.config.ray_workers)
         count = min(count, len(self.tasks))
         answers = ray.put(self.cache.answers() if self.cache is not None else {})
-        shared = ray.put(self.shared)
-        self._arguments = (answers, shared)  # held for the run: a restarted worker is constructed from them again
+        data = ray.put(self.data)
+        self._arguments = (answers, data)  # held for the run: a restarted worker is constructed from them again
         worker = ray.remote(SynthWorker)
         prefix = f"synth-{os.getpid()}-{int(time.time())}"
         self.actors = [worker.options(name=f"{prefix}-{i}", namespace=NAMESPACE, num_cpus=cpus, num_gpus=gpus,
                                       max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS, max_concurrency=2)
-                       .remote(self.config, shared, self.models, answers, i, cpus) for i in range(count)]
+                       .remote(self.config, data, self.models, answers, i, cpus) for i in range(count)]
         self.err.write(f"ray: {count} workers ({cpus:g} CPU{'' if cpus == 1 else 's'}"
                        f"{f', {gpus:g} GPU' if gpus else ''} each) for {len(self.tasks)} tasks of up to "
                        f"{self.config.task_items} items on a cluster of {self._resources()}\n")
@@ -201,8 +185,8 @@ class RayExecutor:
             raise BackendError(f"ray worker {failed[0]['index']}: {failed[0]['error']}")
         self.pids = [{s["pid"]} for s in statuses]
 
-    def items(self, engine: Engine, todo: list[Target], version: str, progress: Progress) -> Iterator[Item]:
-        """Finished items in plan order: tasks over the workers, the ordered stages here, task by task."""
+    def results(self, engine: Engine, version: str) -> Iterator[TaskResult]:
+        """Each task's result in plan order, whatever order the workers finish in."""
         ray = self.ray
         pending = deque(enumerate(self.tasks))
         idle = deque(range(len(self.actors)))
@@ -226,14 +210,7 @@ class RayExecutor:
                 self.seconds += result.seconds
                 finished[result.index] = result
             while next_commit in finished:
-                result = finished.pop(next_commit)
-                for name, count in result.counts.items():
-                    engine.counts[name].seen += count.seen
-                    engine.counts[name].rejected += count.rejected
-                for name, usage in result.usage.items():
-                    engine.ctx.usage[name].merge(usage)
-                engine.run_stages(result.items, engine.ordered_stages, progress)
-                yield from result.items
+                yield finished.pop(next_commit)
                 next_commit += 1
 
     def _get(self, refs):

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from generators.step import MAX_WORKING_CHARS, WORKING_AND_ANSWER, TemplateStep
+from llm.stage import MAX_WORKING_CHARS, WORKING_AND_ANSWER, Stage, TemplateStep
 from eedi.answers import same_answer, stated_answer, words
 from llm.base import ChatRequest
 from llm.parsing import parse_model
@@ -102,6 +102,9 @@ class DistractorWriter(TemplateStep):
         return self.request(target.seed, shots=target.shots, misconception=target.misconception_name,
                             question=base.QuestionText, offered=offered)
 
+    def sample_prompt(self, item: Any) -> None:
+        self.prompt(item.target)
+
     def parse(self, target: Any, text: str) -> Distractor:
         return parse_model(Distractor, text)
 
@@ -122,13 +125,11 @@ class DistractorWriter(TemplateStep):
                 it.reject = ctx.reject("rules" if out.failed_check else self.name, out.error, out.raw)
 
 
-class WorkingAsRationale:
+class WorkingAsRationale(Stage):
     """Stage ``working`` (distractor mode, ``--rationale working``): the pupil's working the distractor writer
     gave becomes the row's ``Rationale``; no LLM call."""
 
     name = "working"
-    role = None
-    columns: dict[str, str] = {}
 
     def run(self, items: list[Any], ctx: Any) -> None:
         for it in items:

@@ -13,12 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from generators.distractor import options_of
+from llm.stage import Stage
 
 
-class PairRealQuestion:
+class PairRealQuestion(Stage):
     name = "pair"
-    role = None  # no LLM
-    columns: dict[str, str] = {}
 
     def run(self, items: list[Any], ctx: Any) -> None:
         for it in items:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from eedi import Pair
-from generators.step import TemplateStep
+from llm.stage import TemplateStep
 from eedi.answers import check_options
 from llm.base import ChatRequest
 from llm.parsing import parse_model
@@ -119,6 +119,9 @@ class QuestionGenerator(TemplateStep):
     temperature = 0.8
     max_tokens = 400
     json_schema = JSON_SCHEMA
+
+    def sample_prompt(self, item: Any) -> None:
+        self.prompt(item.target)
 
     def prompt(self, target: Target) -> ChatRequest:
         return self.request(target.seed, shots=target.shots, misconception=target.misconception_name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from generators.step import TemplateStep
+from llm.stage import TemplateStep
 from llm.base import ChatRequest
 from llm.parsing import ParseError, parse_json_object
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from generators.step import TemplateStep
+from llm.stage import TemplateStep
 from llm.base import ChatRequest
 from llm.parsing import parse_model
 

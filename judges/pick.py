@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from generators.step import TemplateStep
+from llm.stage import TemplateStep
 from llm.base import ChatRequest, ChatResponse
 from llm.parsing import LETTERS, ParseError, letter_probabilities  # noqa: F401 - re-exported
 from rankers.texts import query_text
@@ -81,6 +81,9 @@ class PickMisconception(TemplateStep):
         chosen.append(misconception_id)
         rng.shuffle(chosen)
         return chosen
+
+    def sample_prompt(self, item: Any) -> None:
+        self.prompt((item, [item.target.misconception_id], [item.target.misconception_name]))
 
     def prompt(self, row: tuple[Any, list[int], list[str]]) -> ChatRequest:
         item, _, names = row

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from embeddings import Embedder
+from llm.stage import Stage
 from rankers.texts import query_text
 
 
-class RoundTrip:
+class RoundTrip(Stage):
     name = "round-trip"
-    role = None
     columns = {"RoundTripRank": "int64"}
 
     def __init__(self, top_k: int = 100, retriever: Path | None = None):

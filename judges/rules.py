@@ -13,6 +13,7 @@ import numpy as np
 
 from eedi.answers import normalise
 from embeddings import Embedder
+from llm.stage import Stage
 
 NEAR_DUPLICATE_THRESHOLD = 0.95
 
@@ -50,14 +51,12 @@ class NearDuplicateIndex:
         return None
 
 
-class NearDuplicates:
+class NearDuplicates(Stage):
     """Stage ``near-duplicate`` (question mode, last): not a near-copy of a kept synthetic question, in the
     store or earlier in this run. Items are checked in plan order, so which one survives does not depend
     on which answers were computed in which run."""
 
     name = "near-duplicate"
-    role = None
-    columns: dict[str, str] = {}
     ordered = True  # needs every earlier item of the run: the engine runs it in plan order, in one process
 
     def __init__(self, threshold: float = NEAR_DUPLICATE_THRESHOLD):
@@ -82,13 +81,11 @@ class NearDuplicates:
                 it.reject = ctx.reject("rules", duplicate)  # the label rows carried before stages had names
 
 
-class RepeatedDistractors:
+class RepeatedDistractors(Stage):
     """Stage ``repeat`` (distractor mode, last): the same new wrong answer to the same real question is kept
     once (in the store or earlier in this run, in plan order), whichever misconception it was written for."""
 
     name = "repeat"
-    role = None
-    columns: dict[str, str] = {}
     ordered = True  # needs every earlier item of the run: the engine runs it in plan order, in one process
 
     def setup(self, ctx) -> None:

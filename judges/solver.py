@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from generators.step import WORKING_AND_ANSWER, TemplateStep
+from llm.stage import WORKING_AND_ANSWER, TemplateStep
 from eedi.answers import numeric_value, same_answer, stated_answer
 from llm.base import ChatRequest
 from llm.parsing import parse_model

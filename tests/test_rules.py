@@ -30,7 +30,7 @@ def test_round_trip_and_repeat_rejects_count_as_one_reason_each_whatever_their_d
     row id belongs in the detail, after the colon, or every reject is a reason of its own."""
     from types import SimpleNamespace
 
-    from factory.stage import Context, Item
+    from factory.context import Context, Item
     from judges.roundtrip import RoundTrip
     from judges.rules import RepeatedDistractors
     from store import reject_category

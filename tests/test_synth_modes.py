@@ -113,7 +113,7 @@ def test_distractor_bases_fit_and_avoid_the_hidden_fold(data_dir):
 # ---------- with the embedded LLM ----------
 
 class AnswerLength:
-    """A check added by a test: one class, plus one entry in factory.stages.CHECKS."""
+    """A check added by a test: one class, plus one entry in factory.checks.CHECKS."""
 
     name = "answer-length"
     role = None
@@ -174,7 +174,7 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     assert "## Stages and checks" in card and "| pick |" in card
 
     # a check added here: one class and one entry in CHECKS; its column and counts follow
-    monkeypatch.setitem(factory.stages.CHECKS, "answer-length", lambda config: AnswerLength())
+    monkeypatch.setitem(factory.checks.CHECKS, "answer-length", lambda config: AnswerLength())
     config = SynthConfig(data_dir=data_dir, store=store, misconceptions=sorted(small_cluster[1]),
                          checks=["answer-length"], shots=2, per_misconception=1, progress=False)
     config.backend.n_ctx = 3072

@@ -1,25 +1,14 @@
-"""What every stage of the factory shares: the item it works on, the context it may use, and the interface.
+"""What a stage works on and with: the item (its target, the store row being filled in, its reject) and the
+run's context (backends by role, accounting, the misconceptions and their embeddings).
 
-A **stage** is a small object with
-
-- ``name``: its label in reject reasons, counts, the summary and ``Checks``;
-- ``role``: the LLM role whose backend it uses (``generator``, ``solver``, ``judge``, ``teacher``), or None;
-- ``columns``: the store columns it writes beyond the base ones, ``{name: arrow type}``
-  (``string``, ``float64``, ``int64``, ``bool``, ``list<string>``);
-- ``run(items, ctx)``: work on a batch of live items (in plan order), writing columns into
-  ``item.row`` and, for an item that fails, ``item.reject = Reject(...)``;
-
-and, optionally, ``version`` (its prompt templates' hash), ``logprobs`` (its role reads token
-log-probabilities), ``settings()`` (thresholds that decide its verdicts), ``setup(ctx)`` (called once
-before the first batch) and ``ordered = True`` (it compares an item with every earlier one of the run, so
-it runs in the committing process, in plan order; only the last stages of a list may be ordered).  Generators and judges implement it without importing this module; the run is
-the list of stages its mode names (``factory.stages``).
+The stage interface itself is ``llm.stage.Stage`` (below generators and judges, which implement it without
+importing the factory); a run's stage list is its mode's (``factory.modes``).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -48,14 +37,6 @@ class Item:
     def passed(self, check: str) -> None:
         """Record that the item passed a check (the row's ``Checks`` column)."""
         self.row.setdefault("Checks", []).append(check)
-
-
-class Stage(Protocol):
-    name: str
-    role: str | None
-    columns: dict[str, str]
-
-    def run(self, items: list[Item], ctx: "Context") -> None: ...
 
 
 @dataclass
