@@ -281,6 +281,17 @@ def read_shard(path: Path, columns: list[str], schema: pa.Schema = SCHEMA) -> pa
     return table.select(columns)
 
 
+def check_shard(path: Path) -> int:
+    """Read and validate every column of a shard (what publishing it needs); returns its row count.
+    A damaged file is a one-line StoreError, the same as when synth or train read it."""
+    table = read_shard(path, _schema_of(path).names)
+    try:
+        table.validate(full=True)
+    except pa.ArrowException as e:
+        raise _damaged(path, e) from None
+    return table.num_rows
+
+
 def read_journal(path: Path) -> dict[str, list[dict]]:
     """Rows of a journal by split. Only the last line may be torn (a kill mid-write) and is skipped;
     a damaged line before it is an error naming the line."""
