@@ -103,3 +103,15 @@ def test_a_failed_shard_write_marks_the_version_failed_and_keeps_its_rows(tmp_pa
     assert record["status"] == "failed" and record["counts"]["kept"] == 2 and store.read("train").num_rows == 2
     store.close()
 
+
+def test_a_store_without_rejects_declares_only_the_train_split(tmp_path):
+    """`datasets` (5.2) cannot load a declared split that has no rows ("Instruction 'rejected' corresponds to no
+    data!", huggingface/datasets#8401), and that error breaks ``load_dataset(store)`` for every split; so an empty
+    split is left out of the card, and ``split="rejected"`` is "Unknown split" until a version rejects an item."""
+    root = tmp_path / "s"
+    store = DatasetStore.open(root, STAGE_COLUMNS)
+    w = store.new_version({})
+    w.append("train", row(w.version, 0))
+    w.finish()
+    store.close()
+    assert list(load_dataset(str(root))) == ["train"] and len(load_dataset(str(root), split="train")) == 1
