@@ -223,7 +223,8 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         if rejudged:
             err.write(f"note: {rejudged} planned items are in {config.store} with other check settings; they are "
                       "judged again into the new version (generator answers replay from the request cache)\n")
-        pool.cache = RequestCache(config.request_cache_path()) if config.request_cache else None
+        pool.cache = (RequestCache(config.request_cache_path(), without="--no-request-cache")
+                      if config.request_cache else None)
         kept = store.read("train", ["QuestionId", "QuestionText", "BaseQuestionId", "IncorrectAnswerText"])
         shared = Shared.of(world)
         if config.executor == "ray":

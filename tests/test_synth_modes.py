@@ -72,6 +72,23 @@ def test_bad_misconception_file_and_unwritable_store_are_one_line_errors(tmp_pat
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
 
+def test_a_damaged_request_cache_is_refused_in_one_line_before_any_llm_call(tmp_path, data_dir):
+    from tests.test_cache import filled_cache
+
+    cache = filled_cache(tmp_path / "requests.sqlite")
+    data = bytearray(cache.read_bytes())
+    data[20 * 4096:24 * 4096] = b"\xa5" * (4 * 4096)  # a damaged page behind an intact header
+    cache.write_bytes(bytes(data))
+    result = synth(data_dir, tmp_path / "s", "--cluster", "all", "--limit", "1", "--request-cache", str(cache),
+                   timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: request cache {cache}: damaged ("), result.stderr
+    assert "move the file aside" in lines[0] and "--no-request-cache" in lines[0]
+    assert "rows made so far" not in lines[0]  # refused before the run: no version was started
+    assert not list((tmp_path / "s" / "versions").glob("*.json"))
+
+
 def test_listed_misconceptions_that_are_not_targets_are_skipped_with_a_warning(data_dir):
     world = prepare(SynthConfig(data_dir=data_dir))
     seen = next(m for m, n in world.real_rows.items() if n > 0)
