@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -66,6 +67,23 @@ def add_fold_args(group) -> None:
                        help="group the folds by misconception (each fold's misconceptions are unseen in the "
                             "other folds) or by construct (default misconception)")
     group.add_argument("--fold-seed", type=int, default=0, metavar="S", help="seed of the fold assignment (default 0)")
+
+
+def check_output(path: str | os.PathLike, flag: str, folder: bool = False) -> None:
+    """Before the work starts: ``path`` (a file to write, or with ``folder`` a folder to fill) can be written,
+    so a run never fails at its end on a bad output path. UsageError names the flag."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: exists and is not a folder; choose a new folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; name the file to write")
+    for above in ([path] if folder else []) + list(path.parents):  # the nearest folder that exists
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(f"{flag} {path}: {above} is not a folder")
+            if not os.access(above, os.W_OK | os.X_OK):
+                raise UsageError(f"{flag} {path}: cannot write in {above}")
+            return
 
 
 def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,

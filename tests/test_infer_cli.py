@@ -123,6 +123,26 @@ def test_user_mistakes_are_one_line_errors(tmp_path, data_dir, case):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("case", ["out is the questions file", "out is a folder", "out under a file"])
+def test_the_output_path_is_checked_before_the_work_starts(tmp_path, data_dir, case):
+    questions = tmp_path / "questions.csv"
+    questions.write_bytes((data_dir / "test.csv").read_bytes())
+    out = {"out is the questions file": questions, "out is a folder": tmp_path,
+           "out under a file": questions / "s.csv"}[case]
+    r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(questions), "--out", str(out),
+                "--reranker", "none", "--no-progress")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == {
+        "out is the questions file": f"error: --out {out} is the --questions file: the submission would replace it; "
+                                     "choose another file",
+        "out is a folder": f"error: --out {out}: is a folder; name the file to write",
+        "out under a file": f"error: --out {out}: {questions} is not a folder"}[case]
+    assert r.stdout == ""  # refused before anything was loaded
+    assert questions.read_bytes() == (data_dir / "test.csv").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["questions.csv"]  # no temp file left
+
+
 def test_newest_trained_run_is_the_default(tmp_path):
     for name, finished in (("a", "2026-01-02T00:00:00Z"), ("b", "2026-03-01T00:00:00Z"), ("c", "2026-02-01T00:00:00Z")):
         folder = tmp_path / name / "retriever"
