@@ -35,6 +35,26 @@ def weight(value: str) -> float:
     return w
 
 
+def number_in(lo: float | None = None, hi: float | None = None, kind: type = float,
+              why: str = "") -> Callable[[str], float]:
+    """An argparse type: a number (``kind``: float or int) within [lo, hi] (None: no bound); ``why`` says
+    what the bound is for, in the message."""
+    def parse(value: str):
+        try:
+            x = kind(value)
+        except ValueError:
+            kind_name = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"expected a {kind_name}, got {value!r}") from None
+        if not ((lo is None or x >= lo) and (hi is None or x <= hi) and x == x):  # x == x: not NaN
+            bound = (f"in [{lo:g}, {hi:g}]" if lo is not None and hi is not None
+                     else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+            raise argparse.ArgumentTypeError(f"must be {bound}{f' ({why})' if why else ''}, got {value}")
+        return x
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def repeat(value: str) -> int | None:
     """--synth-repeat: a whole number of uses per epoch, or auto (None)."""
     if value.strip() == "auto":
