@@ -77,11 +77,12 @@ def repeats(value: str) -> list[int | None]:
 
 FOLD_BY = {"misconception": "MisconceptionId", "construct": "ConstructId"}
 DEFAULT_FOLDS = 5
+folds = number_in(2, kind=int, why="one fold validates, the others train")
 
 
 def add_fold_args(group) -> None:
     """--folds / --fold-by / --fold-seed: the grouped k-fold split shared by synth --hide-fold and evaluate."""
-    group.add_argument("--folds", type=positive, default=DEFAULT_FOLDS, metavar="K",
+    group.add_argument("--folds", type=folds, default=DEFAULT_FOLDS, metavar="K",
                        help=f"folds of the grouped cross-validation split of the real rows (default {DEFAULT_FOLDS})")
     group.add_argument("--fold-by", choices=sorted(FOLD_BY), default="misconception",
                        help="group the folds by misconception (each fold's misconceptions are unseen in the "

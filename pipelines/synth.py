@@ -316,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
                      "--misconceptions FILE; or --list-clusters")
     if args.shots < 0:
         parser.error("--shots must be 0 or more")
-    if args.hide_fold is not None and args.folds < 2:
-        parser.error(f"--hide-fold needs --folds of at least 2 (got {args.folds})")
     if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
         parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
     if args.checks and "solve" in args.checks and args.mode == "distractor":

@@ -291,7 +291,8 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--folds", "1"], "error: --folds 1: cross-validation needs at least 2 folds"),
+    (["--folds", "100000"], "error: --folds 100000: the {rows:,} real rows have only {groups:,} distinct "
+                            "MisconceptionId values to split, so at most {groups:,} folds"),
     (["--folds", "2", "--only-folds", "-1"], "error: --only-folds -1: folds are 0..1"),
     (["--folds", "3", "--only-folds", "1,3"], "error: --only-folds 3: folds are 0..2"),
 ])
@@ -300,5 +301,15 @@ def test_evaluate_rejects_fold_flags_it_cannot_honour(tmp_path, data_dir, flags,
     r = run_cli("pipelines.evaluate", "--data-dir", str(data_dir), "--report", str(report), "--reranker", "none",
                 "--no-progress", *flags)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.strip().splitlines() == [message]
+    pairs = load_eedi(data_dir).train_pairs
+    assert r.stderr.strip().splitlines() == [message.format(rows=len(pairs),
+                                                            groups=len({p.MisconceptionId for p in pairs}))]
     assert not report.exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("folds", ["0", "1"])
+def test_evaluate_says_folds_must_be_at_least_2(tmp_path, folds):
+    r = run_cli("pipelines.evaluate", "--report", str(tmp_path / "report"), "--folds", folds)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("python -m pipelines.evaluate: error: argument --folds: must be at "
+                                                 f"least 2 (one fold validates, the others train), got {folds}")

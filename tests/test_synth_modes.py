@@ -43,7 +43,8 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
 
 @pytest.mark.parametrize("args, message", [
     (["--misconception", "999999"], "error: misconception 999999 is not in misconception_mapping.csv"),
-    (["--cluster", "all", "--folds", "1", "--hide-fold", "0"], "--hide-fold needs --folds of at least 2"),
+    (["--cluster", "all", "--folds", "1", "--hide-fold", "0"],
+     "argument --folds: must be at least 2 (one fold validates, the others train), got 1"),
     (["--cluster", "all", "--checks", "none,pick"], "'none' (no check) cannot be combined with other checks"),
     (["--cluster", "all", "--near-duplicate", "-1"], "argument --near-duplicate: must be in [0, 1], got -1"),
     (["--cluster", "all", "--near-duplicate", "2"], "argument --near-duplicate: must be in [0, 1], got 2"),
