@@ -6,6 +6,7 @@ rows it passed or rejected.
 """
 from collections import Counter
 
+import pandas as pd
 import pytest
 
 import factory
@@ -98,6 +99,22 @@ def test_a_damaged_request_cache_is_refused_in_one_line_before_any_llm_call(tmp_
     assert "move the file aside" in lines[0] and "--no-request-cache" in lines[0]
     assert "rows made so far" not in lines[0]  # refused before the run: no version was started
     assert not list((tmp_path / "s" / "versions").glob("*.json"))
+
+
+def test_list_clusters_escapes_tabs_and_newlines_in_names(tmp_path, data_dir):
+    from tests.train_data import small_eedi
+
+    eedi = small_eedi(data_dir, tmp_path / "eedi", questions=30, extra_misconceptions=20)
+    mapping = eedi / "misconception_mapping.csv"
+    table = pd.read_csv(mapping, dtype=str, keep_default_na=False)
+    table.loc[0, "MisconceptionName"] = "Thinks a\tb\nis one line"
+    table.to_csv(mapping, index=False)
+    result = run_cli("pipelines.synth", "--list-clusters", "--data-dir", str(eedi), "--no-progress", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    header = lines.index("cluster\tsize\treal_rows\ttargets\tnames")
+    assert all(len(line.split("\t")) == 5 for line in lines[header:]), result.stdout
+    assert "Thinks a\\tb\\nis one line" in result.stdout
 
 
 def test_listed_misconceptions_that_are_not_targets_are_skipped_with_a_warning(data_dir):
