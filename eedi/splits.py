@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from eedi.data import DataError
 from eedi.rows import attr
 
 R = TypeVar("R")
@@ -52,7 +53,8 @@ def group_folds(rows: Sequence[Any], k: int, by: str = "MisconceptionId", seed: 
     """The fold (0..k-1) of each row; all rows of a group share a fold.
 
     Groups go largest first (ties in seeded hash order) into the fold with the
-    fewest rows so far, so folds are balanced in rows, not just in groups.
+    fewest rows so far, so folds are balanced in rows, not just in groups.  More folds
+    than groups is a DataError (some fold would be empty).
     """
     if by not in GROUP_KEYS:
         raise ValueError(f"group_folds: by must be one of {', '.join(GROUP_KEYS)}, got {by!r}")
@@ -61,6 +63,9 @@ def group_folds(rows: Sequence[Any], k: int, by: str = "MisconceptionId", seed: 
     sizes = Counter(attr(r, by) for r in rows)
     if any(g is None for g in sizes):
         raise ValueError(f"group_folds: a row has no {by}")
+    if k > len(sizes):  # a fold without a group would validate on nothing
+        raise DataError(f"--folds {k}: the {len(rows):,} real rows have only {len(sizes):,} distinct {by} "
+                        f"values to split, so at most {len(sizes):,} folds")
     fold_rows = [0] * k
     fold_of: dict[Any, int] = {}
     for group in sorted(sizes, key=lambda g: (-sizes[g], _order(seed, g))):

@@ -226,12 +226,13 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
 
     ``cache``: where the base retriever's misconception embeddings are cached (trained ones are new each time).
     """
+    folds = make_folds(pairs, config)  # a fold count the rows cannot honour stops here, before any file is written
     runs = report / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     hidden_of = HiddenRows(pairs)
     reranker = None
     results = []
-    for fold in make_folds(pairs, config):
+    for fold in folds:
         rng = random.Random(f"{config.fold_seed}:{fold.name}")
         keys = [p.key for p in fold.val]
         rerank_sample = set(keys if config.rerank_pairs is None else rng.sample(keys, min(config.rerank_pairs, len(keys))))

@@ -89,7 +89,7 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
             err.write(f"note: {rejudged} planned items are in {config.store} with other check settings; they are "
                       "judged again into the new version (generator answers replay from the request cache)\n")
         if config.request_cache and identities:
-            pool.cache = RequestCache(config.request_cache_path())
+            pool.cache = RequestCache(config.request_cache_path(), without="--no-request-cache")
         kept = store.read("train", ["QuestionId", "QuestionText", "BaseQuestionId", "IncorrectAnswerText"])
         data = RunData.of(world)
         executor = make_executor(config, data, models, pool, err)

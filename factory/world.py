@@ -81,7 +81,13 @@ def prepare(config: SynthConfig) -> World:
     return World(data, embedder, ids, vectors, clustering, data.real_row_counts(), hidden, hidden_questions)
 
 
+def _field(text: str) -> str:
+    """A value for one tab-separated field: backslash, tab, newline and carriage return escaped."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
 def list_clusters(world: World, min_real_rows: int, out: TextIO = sys.stdout, names: int = 3) -> None:
+    """One tab-separated line per cluster; names are escaped (\\t, \\n, \\r, \\\\) so each stays one field."""
     wanted = world.targets(min_real_rows)
     stats = world.clustering.stats()
     out.write(f"# {stats['clusters']} clusters of {len(world.ids)} misconceptions: {stats['hdbscan_clusters']} "
@@ -90,5 +96,5 @@ def list_clusters(world: World, min_real_rows: int, out: TextIO = sys.stdout, na
     out.write("cluster\tsize\treal_rows\ttargets\tnames\n")
     for cid, m in world.clustering.members.items():
         rows = sum(world.real_rows[x] for x in m)
-        shown = " | ".join(world.data.misconceptions[x][:60] for x in m[:names])
+        shown = " | ".join(_field(world.data.misconceptions[x][:60]) for x in m[:names])
         out.write(f"{cid}\t{len(m)}\t{rows}\t{len(wanted.intersection(m))}\t{shown}\n")

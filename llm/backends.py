@@ -27,6 +27,9 @@ from llm.openai_backend import ClientOptions, OpenAIBackend, list_models
 from llm.spread import SpreadBackend
 
 ENGINES = ("embedded", "openai", "vllm")
+# The smallest context of the embedded server that holds a request: a distractor prompt is about 760 tokens
+# (README, Measured), and the steps' answers take up to 400 (generators.question).
+MIN_N_CTX = 1024
 
 
 @dataclass

@@ -10,6 +10,7 @@ answer is an answer: it is stored and replayed, so retries stay reproducible).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -63,51 +64,77 @@ def decode_response(text: str) -> ChatResponse | None:
 
 
 class RequestCache:
-    """A sqlite file of ``key -> response``; each answer is committed as it arrives."""
+    """A sqlite file of ``key -> response``; each answer is committed as it arrives.
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        try:
+    Opening checks the file (``PRAGMA quick_check``), so a damaged cache is refused before any LLM work;
+    a sqlite error later (the file damaged while in use, a full disk) is a one-line BackendError too.
+    Either message says how to go on: move the file aside, or run without the cache (``without``: the flag
+    that does, for the message).
+    """
+
+    def __init__(self, path: Path, without: str | None = None):
+        self.path, self.without = Path(path), without
+        with self._errors():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check(1)")]
+            if problems != ["ok"]:
+                self._db.close()
+                raise sqlite3.DatabaseError(f"damaged ({' '.join(str(problems[0]).split())[:120]})")
             self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL,"
                              " request TEXT NOT NULL, response TEXT NOT NULL, created REAL NOT NULL)")
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """sqlite's errors as one-line BackendErrors that say how to go on."""
+        try:
+            yield
         except sqlite3.Error as e:
-            raise BackendError(f"request cache {self.path}: {e}") from None
+            reason = " ".join(str(e).split()) or type(e).__name__
+            without = f", or run without it ({self.without})" if self.without else ""
+            raise BackendError(f"request cache {self.path}: {reason}; move the file aside (a new cache starts empty: "
+                               f"its answers are asked again){without}") from None
 
     def get(self, key: str) -> ChatResponse | None:
-        row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
+        with self._errors():
+            row = self._db.execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
         return None if row is None else decode_response(row[0])
 
     def put(self, key: str, model: ModelIdentity, request: ChatRequest, response: ChatResponse) -> None:
         """Store an answer (and its request, for audits and benchmarks), committed at once."""
-        self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                         (*cache_entry(key, model, request, response), time.time()))
+        with self._errors():
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                             (*cache_entry(key, model, request, response), time.time()))
 
     def put_entries(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
         """Store (key, model, request JSON, response JSON) entries, as a ``ReplayCache`` hands them back."""
         now = time.time()
-        self._db.execute("BEGIN")
-        try:
-            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
-                                 [(*entry, now) for entry in entries])
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._errors():
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                                     [(*entry, now) for entry in entries])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def answers(self) -> dict[str, str]:
         """Every stored answer, key -> response JSON: what a ``ReplayCache`` on another process replays."""
-        return dict(self._db.execute("SELECT key, response FROM responses"))
+        with self._errors():
+            return dict(self._db.execute("SELECT key, response FROM responses"))
 
     def requests(self) -> list[dict]:
         """Every stored request in the order it was answered (canonical form, as keyed)."""
-        return [json.loads(r[0]) for r in self._db.execute("SELECT request FROM responses ORDER BY rowid")]
+        with self._errors():
+            rows = self._db.execute("SELECT request FROM responses ORDER BY rowid").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        with self._errors():
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class UsageError(Exception):
@@ -34,6 +35,26 @@ def weight(value: str) -> float:
     return w
 
 
+def number_in(lo: float | None = None, hi: float | None = None, kind: type = float,
+              why: str = "") -> Callable[[str], float]:
+    """An argparse type: a number (``kind``: float or int) within [lo, hi] (None: no bound); ``why`` says
+    what the bound is for, in the message."""
+    def parse(value: str):
+        try:
+            x = kind(value)
+        except ValueError:
+            kind_name = "whole number" if kind is int else "number"
+            raise argparse.ArgumentTypeError(f"expected a {kind_name}, got {value!r}") from None
+        if not ((lo is None or x >= lo) and (hi is None or x <= hi) and x == x):  # x == x: not NaN
+            bound = (f"in [{lo:g}, {hi:g}]" if lo is not None and hi is not None
+                     else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
+            raise argparse.ArgumentTypeError(f"must be {bound}{f' ({why})' if why else ''}, got {value}")
+        return x
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def repeat(value: str) -> int | None:
     """--synth-repeat: a whole number of uses per epoch, or auto (None)."""
     if value.strip() == "auto":
@@ -56,16 +77,34 @@ def repeats(value: str) -> list[int | None]:
 
 FOLD_BY = {"misconception": "MisconceptionId", "construct": "ConstructId"}
 DEFAULT_FOLDS = 5
+folds = number_in(2, kind=int, why="one fold validates, the others train")
 
 
 def add_fold_args(group) -> None:
     """--folds / --fold-by / --fold-seed: the grouped k-fold split shared by synth --hide-fold and evaluate."""
-    group.add_argument("--folds", type=positive, default=DEFAULT_FOLDS, metavar="K",
+    group.add_argument("--folds", type=folds, default=DEFAULT_FOLDS, metavar="K",
                        help=f"folds of the grouped cross-validation split of the real rows (default {DEFAULT_FOLDS})")
     group.add_argument("--fold-by", choices=sorted(FOLD_BY), default="misconception",
                        help="group the folds by misconception (each fold's misconceptions are unseen in the "
                             "other folds) or by construct (default misconception)")
     group.add_argument("--fold-seed", type=int, default=0, metavar="S", help="seed of the fold assignment (default 0)")
+
+
+def check_output(path: str | os.PathLike, flag: str, folder: bool = False) -> None:
+    """Before the work starts: ``path`` (a file to write, or with ``folder`` a folder to fill) can be written,
+    so a run never fails at its end on a bad output path. UsageError names the flag."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path}: exists and is not a folder; choose a new folder")
+    if not folder and path.is_dir():
+        raise UsageError(f"{flag} {path}: is a folder; name the file to write")
+    for above in ([path] if folder else []) + list(path.parents):  # the nearest folder that exists
+        if above.exists():
+            if not above.is_dir():
+                raise UsageError(f"{flag} {path}: {above} is not a folder")
+            if not os.access(above, os.W_OK | os.X_OK):
+                raise UsageError(f"{flag} {path}: cannot write in {above}")
+            return
 
 
 def run_main(run: Callable[[argparse.Namespace], int], args: argparse.Namespace,

@@ -49,9 +49,7 @@ def _ints(value: str) -> list[int]:
 
 
 def check_folds(folds: int, only: list[int] | None) -> None:
-    """--folds K needs K >= 2 (one fold validates, the others train); --only-folds ids are in 0..K-1."""
-    if folds < 2:
-        raise UsageError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    """--only-folds ids are in 0..K-1 (--folds K is at least 2 by its argparse type)."""
     outside = [f for f in only or () if not 0 <= f < folds]
     if outside:
         raise UsageError(f"--only-folds {outside[0]}: folds are 0..{folds - 1}")

@@ -28,6 +28,7 @@ reranks listwise through the same client as the factory: retries, a request cach
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,8 @@ from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import EmbedderError
 from llm import BackendError
 from rankers import ModelError
-from pipelines.args import add_listwise_args, count, positive, positive_floats, run_main, weight
+from pipelines.args import (UsageError, add_listwise_args, check_output, count, positive, positive_floats, run_main,
+                            weight)
 from inference.ranking import DEFAULT_FUSE
 from prompts import TemplateError
 
@@ -135,9 +137,12 @@ def run(args: argparse.Namespace) -> int:
     from store.files import open_atomic
 
     started = time.perf_counter()
+    questions, out = Path(args.questions), Path(args.out)
+    check_output(out, "--out")
+    if out.exists() and questions.exists() and os.path.samefile(out, questions):
+        raise UsageError(f"--out {out} is the --questions file: the submission would replace it; choose another file")
     data_dir = resolve_data_dir(args.data_dir)
     data = load_eedi(data_dir)
-    questions = Path(args.questions)
     if not questions.is_file():
         raise DataError(f"{questions}: questions file not found")
     pairs = load_questions(questions)
@@ -183,7 +188,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"unseen boost: x{args.unseen_boost:g} for {len(unseen):,} misconceptions with no row in train.csv",
               flush=True)
 
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stats: dict = {}
     bar = tqdm(total=len(pairs), unit="pair", desc="infer", file=sys.stderr, disable=args.no_progress,

@@ -24,7 +24,7 @@ import re
 import sys
 from pathlib import Path
 
-from store import SPLITS, DatasetStore, StoreError
+from store import SPLITS, DatasetStore, StoreError, check_shard
 from store.card import render_card
 from store.versions import choose_versions, is_running, version_records
 
@@ -80,13 +80,20 @@ def resolve_version(store: Path, spec: str) -> tuple[str, list[dict]]:
 
 
 def plan(store: Path, version: str, records: list[dict]) -> dict[str, Path | bytes]:
-    """path in the repository -> local file (or bytes, for the card)."""
+    """path in the repository -> local file (or bytes, for the card).
+
+    Every shard is read in full first (``store.check_shard``): a damaged one is refused before anything is
+    pushed, as synth and train refuse it."""
     reader = DatasetStore(store)
     files: dict[str, Path | bytes] = {}
     shards: dict[str, list[str]] = {s: [] for s in SPLITS}
     for record in records:
         for split in SPLITS:
             for path in reader.shard_files(split, record["id"]):
+                try:
+                    check_shard(path)
+                except StoreError as e:
+                    raise PublishError(str(e)) from None
                 files[f"data/{path.name}"] = path
                 shards[split].append(f"data/{path.name}")
         files[f"versions/{record['id']}.json"] = store / "versions" / f"{record['id']}.json"

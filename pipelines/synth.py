@@ -33,9 +33,9 @@ from embeddings import ClusterParams, EmbedderError
 from factory.config import DEFAULT_CONSISTENCY_TOP_K, DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
 from factory.modes import DEFAULT_MODE, MODES
 from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD, candidate_rules
-from llm import DEFAULT_PRESET, ENGINES, PRESETS, BackendError, BackendOptions
+from llm import DEFAULT_PRESET, ENGINES, MIN_N_CTX, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
-from pipelines.args import FOLD_BY, add_fold_args, positive, run_main
+from pipelines.args import FOLD_BY, add_fold_args, count, number_in, positive, run_main
 from prompts import TemplateError
 from store import StoreError
 from eedi.splits import FoldSpec
@@ -54,6 +54,8 @@ def _checks_arg(value: str) -> list[str]:
     names = [v.strip() for v in value.split(",") if v.strip()]
     if names == ["none"]:
         return []
+    if "none" in names:
+        raise argparse.ArgumentTypeError(f"'none' (no check) cannot be combined with other checks, got {value!r}")
     unknown = [n for n in names if n not in CHECK_NAMES]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown check {unknown[0]!r} (choose from {', '.join(CHECK_NAMES)}, "
@@ -161,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--batch-size", type=positive, metavar="N",
                      help="items per batch: each stage sends a batch's requests together, in cluster order "
                           "(default 4 x concurrency)")
-    llm.add_argument("--request-timeout", type=float, default=300.0, metavar="S",
-                     help="seconds per request attempt before it is retried (default 300)")
-    llm.add_argument("--max-retries", type=int, default=6, metavar="N",
+    llm.add_argument("--request-timeout", type=number_in(1, why="seconds"), default=300.0, metavar="S",
+                     help="seconds per request attempt before it is retried, at least 1 (default 300)")
+    llm.add_argument("--max-retries", type=count, default=6, metavar="N",
                      help="retries of a request on 429, 5xx, timeouts, dropped connections, malformed bodies; "
                           "after that (or 10 failures in a row) the run stops, keeping its rows (default 6)")
     llm.add_argument("--structured-output", choices=STRUCTURED_MODES, default="auto",
@@ -178,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--vllm-tensor-parallel", type=positive, default=1, metavar="N",
                      help="vLLM tensor_parallel_size: GPUs per engine (on Ray, each worker then holds N GPUs) "
                           "(default 1)")
-    llm.add_argument("--n-ctx", type=positive, default=4096, metavar="N",
-                     help="context length of the embedded server in tokens (default 4096)")
+    llm.add_argument("--n-ctx", type=number_in(MIN_N_CTX, kind=int, why="a prompt and its answer must fit"),
+                     default=4096, metavar="N",
+                     help=f"context length of the embedded server in tokens, at least {MIN_N_CTX} (default 4096)")
     llm.add_argument("--threads", type=positive, metavar="N",
                      help="CPU threads of the embedded server (default: one per core; on a machine busy with "
                           "other work use fewer: llama.cpp slows many times over when cores are oversubscribed)")
@@ -224,12 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--consistency-retriever", metavar="DIR",
                    help="check round-trip: a trained retriever (sentence-transformers folder; default the embedded "
                         "all-MiniLM-L6-v2)")
-    q.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE, metavar="S",
+    q.add_argument("--min-score", type=number_in(0, 10, why="the judge scores 0-10"), default=DEFAULT_MIN_SCORE,
+                   metavar="S",
                    help=f"check judge: score (0-10) an item needs to be kept (default {DEFAULT_MIN_SCORE:g})")
     q.add_argument("--max-attempts", type=positive, default=3, metavar="N",
                    help="LLM answers tried per step when the output is invalid or breaks a rule "
                         "(a copy, options not distinct) (default 3)")
-    q.add_argument("--near-duplicate", type=float, default=None, metavar="COS",
+    q.add_argument("--near-duplicate", type=number_in(0, 1), default=None, metavar="COS",
                    help="reject questions at or above this cosine similarity to a real or earlier one "
                         f"(default {NEAR_DUPLICATE_THRESHOLD})")
 
@@ -237,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = ClusterParams()
     c.add_argument("--min-cluster-size", type=positive, default=defaults.min_cluster_size, metavar="N",
                    help=f"HDBSCAN min_cluster_size (default {defaults.min_cluster_size})")
-    c.add_argument("--attach-threshold", type=float, default=defaults.attach_threshold, metavar="COS",
+    c.add_argument("--attach-threshold", type=number_in(-1, 1, why="a cosine similarity"),
+                   default=defaults.attach_threshold, metavar="COS",
                    help="a noise point joins its nearest cluster at this cosine similarity or more, else it "
                         f"is a singleton (default {defaults.attach_threshold})")
     return p
@@ -311,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
                      "--misconceptions FILE; or --list-clusters")
     if args.shots < 0:
         parser.error("--shots must be 0 or more")
-    if args.hide_fold is not None and args.folds < 2:
-        parser.error(f"--hide-fold needs --folds of at least 2 (got {args.folds})")
     if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
         parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
     if args.checks and "solve" in args.checks and MODES[args.mode].bases:

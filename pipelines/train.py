@@ -24,7 +24,7 @@ from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
 from embeddings import EmbedderError
 from rankers import ModelError
 from rankers.reranker import DEFAULT_BASE
-from pipelines.args import count, positive, repeat, run_main
+from pipelines.args import check_output, count, positive, repeat, run_main
 from prompts import TemplateError
 from store import StoreError, now_iso
 from trainers import TrainError
@@ -198,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
     resume = Path(args.resume_from) if args.resume_from else None
+    check_output(out, "--out", folder=True)
     if out.exists() and ((out / "retriever").exists() or (out / "reranker").exists()):
         raise TrainError(f"--out {out}: already holds a trained model; choose a new folder")
     parent = _parent(resume)

@@ -226,8 +226,9 @@ class DatasetStore:
                     record = json.loads(record_path.read_text())
                 except (OSError, json.JSONDecodeError) as e:
                     raise StoreError(f"{record_path}: unreadable version record: {e}") from None
-                if record.get("status") == "running":
-                    record.update(status="interrupted", counts=self.count(version),
+                if record.get("status") in ("running", "failed"):  # failed: a shard write failed mid-run
+                    record.update(status="interrupted" if record["status"] == "running" else "failed",
+                                  counts=self.count(version),
                                   shards=[p.name for p in self.shard_files(version=version)])
                     write_json_atomic(record_path, record)
         self.write_card()
@@ -281,6 +282,17 @@ def read_shard(path: Path, columns: list[str], schema: pa.Schema = SCHEMA) -> pa
     return table.select(columns)
 
 
+def check_shard(path: Path) -> int:
+    """Read and validate every column of a shard (what publishing it needs); returns its row count.
+    A damaged file is a one-line StoreError, the same as when synth or train read it."""
+    table = read_shard(path, _schema_of(path).names)
+    try:
+        table.validate(full=True)
+    except pa.ArrowException as e:
+        raise _damaged(path, e) from None
+    return table.num_rows
+
+
 def read_journal(path: Path) -> dict[str, list[dict]]:
     """Rows of a journal by split. Only the last line may be torn (a kill mid-write) and is skipped;
     a damaged line before it is an error naming the line."""
@@ -330,13 +342,42 @@ class VersionWriter:
         if not self._pending:
             return
         self._journal.close()
-        # Rows in the journal were appended after its last truncation, so none is in a shard yet.
-        self.store._flush_rows(self.version, read_journal(self.journal_path), set())
+        try:
+            # Rows in the journal were appended after its last truncation, so none is in a shard yet.
+            self.store._flush_rows(self.version, read_journal(self.journal_path), set())
+        except Exception as e:
+            self._fail(e)
+            raise
         self._journal = open(self.journal_path, "w", encoding="utf-8")  # empty it
         os.fsync(self._journal.fileno())
         self._pending = 0
 
+    def _fail(self, error: Exception) -> None:
+        """A shard write failed: the record says ``failed`` (not ``running``), with the error; the journal keeps
+        the rows not yet in a shard, and the next open of the store turns them into shards."""
+        if self.record.get("status") == "failed":
+            return
+        self.record.update(status="failed", finished=now_iso(),
+                           error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+                           shards=[p.name for p in self.store.shard_files(version=self.version)])
+        try:
+            self.record["counts"] = self.store.count(self.version)
+        except (StoreError, OSError):
+            pass
+        try:
+            write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
+        except OSError:
+            pass  # the store is unwritable: the record stays "running" and the next open recovers it
+
     def finish(self, status: str = "complete", **extra) -> dict:
+        if self.record.get("status") == "failed":  # a shard write failed: the journal is kept for recovery
+            self.record.update(extra)
+            write_json_atomic(self.store.root / "versions" / f"{self.version}.json", self.record)
+            try:
+                self.store.write_card()
+            except (StoreError, OSError):
+                pass
+            return self.record
         self.flush()
         self._journal.close()
         self.journal_path.unlink(missing_ok=True)

@@ -57,8 +57,55 @@ def test_an_unreadable_cache_file_is_a_one_line_error(tmp_path):
 
     bad = tmp_path / "requests.sqlite"
     bad.write_bytes(b"this is not a sqlite database" * 100)
-    with pytest.raises(BackendError, match="request cache .*requests.sqlite"):
+    with pytest.raises(BackendError, match="request cache .*requests.sqlite: .*; move the file aside"):
         RequestCache(bad)
+
+
+def filled_cache(path, entries=200):
+    """A cache file of many pages (about 1 KB an answer), closed."""
+    cache = RequestCache(path)
+    for seed in range(entries):
+        request = dataclasses.replace(REQUEST, seed=seed)
+        cache.put(request_key(MODEL, request), MODEL, request,
+                  ChatResponse(text=f"answer {seed} " + "x" * 1000, prompt_tokens=5, completion_tokens=1))
+    cache.close()
+    return path
+
+
+def test_a_damaged_page_behind_an_intact_header_is_refused_at_open(tmp_path):
+    from llm import BackendError
+
+    path = filled_cache(tmp_path / "requests.sqlite")
+    data = bytearray(path.read_bytes())
+    assert data.startswith(b"SQLite format 3") and len(data) > 40 * 4096
+    data[20 * 4096:24 * 4096] = b"\xa5" * (4 * 4096)  # four pages in the middle; the header page intact
+    path.write_bytes(bytes(data))
+    with pytest.raises(BackendError) as caught:
+        RequestCache(path, without="--no-request-cache")
+    message = str(caught.value)
+    assert message.startswith(f"request cache {path}: damaged (") and "\n" not in message
+    assert "move the file aside" in message and "--no-request-cache" in message
+
+
+def test_a_sqlite_error_while_in_use_is_a_one_line_backend_error(tmp_path):
+    import sqlite3
+
+    from llm import BackendError
+
+    class Broken:
+        def execute(self, *args):
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+        executemany = execute
+
+    cache = RequestCache(filled_cache(tmp_path / "requests.sqlite", entries=2))
+    cache._db = Broken()  # the file damaged under the open cache
+    key = request_key(MODEL, REQUEST)
+    answer = ChatResponse(text="a", prompt_tokens=1, completion_tokens=1)
+    for call in (lambda: cache.get(key), lambda: cache.put(key, MODEL, REQUEST, answer),
+                 lambda: cache.put_entries([(key, "m", "{}", "{}")]), cache.answers, cache.requests, cache.__len__):
+        with pytest.raises(BackendError, match="database disk image is malformed; move the file aside"):
+            call()
 
 
 def test_answers_travel_to_a_replay_cache_and_its_new_ones_come_back(tmp_path):

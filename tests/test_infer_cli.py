@@ -123,6 +123,26 @@ def test_user_mistakes_are_one_line_errors(tmp_path, data_dir, case):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("case", ["out is the questions file", "out is a folder", "out under a file"])
+def test_the_output_path_is_checked_before_the_work_starts(tmp_path, data_dir, case):
+    questions = tmp_path / "questions.csv"
+    questions.write_bytes((data_dir / "test.csv").read_bytes())
+    out = {"out is the questions file": questions, "out is a folder": tmp_path,
+           "out under a file": questions / "s.csv"}[case]
+    r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(questions), "--out", str(out),
+                "--reranker", "none", "--no-progress")
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == {
+        "out is the questions file": f"error: --out {out} is the --questions file: the submission would replace it; "
+                                     "choose another file",
+        "out is a folder": f"error: --out {out}: is a folder; name the file to write",
+        "out under a file": f"error: --out {out}: {questions} is not a folder"}[case]
+    assert r.stdout == ""  # refused before anything was loaded
+    assert questions.read_bytes() == (data_dir / "test.csv").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["questions.csv"]  # no temp file left
+
+
 def test_newest_trained_run_is_the_default(tmp_path):
     for name, finished in (("a", "2026-01-02T00:00:00Z"), ("b", "2026-03-01T00:00:00Z"), ("c", "2026-02-01T00:00:00Z")):
         folder = tmp_path / name / "retriever"
@@ -271,7 +291,8 @@ def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--folds", "1"], "error: --folds 1: cross-validation needs at least 2 folds"),
+    (["--folds", "100000"], "error: --folds 100000: the {rows:,} real rows have only {groups:,} distinct "
+                            "MisconceptionId values to split, so at most {groups:,} folds"),
     (["--folds", "2", "--only-folds", "-1"], "error: --only-folds -1: folds are 0..1"),
     (["--folds", "3", "--only-folds", "1,3"], "error: --only-folds 3: folds are 0..2"),
 ])
@@ -280,5 +301,15 @@ def test_evaluate_rejects_fold_flags_it_cannot_honour(tmp_path, data_dir, flags,
     r = run_cli("pipelines.evaluate", "--data-dir", str(data_dir), "--report", str(report), "--reranker", "none",
                 "--no-progress", *flags)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert r.stderr.strip().splitlines() == [message]
+    pairs = load_eedi(data_dir).train_pairs
+    assert r.stderr.strip().splitlines() == [message.format(rows=len(pairs),
+                                                            groups=len({p.MisconceptionId for p in pairs}))]
     assert not report.exists()  # refused before anything ran
+
+
+@pytest.mark.parametrize("folds", ["0", "1"])
+def test_evaluate_says_folds_must_be_at_least_2(tmp_path, folds):
+    r = run_cli("pipelines.evaluate", "--report", str(tmp_path / "report"), "--folds", folds)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("python -m pipelines.evaluate: error: argument --folds: must be at "
+                                                 f"least 2 (one fold validates, the others train), got {folds}")

@@ -142,3 +142,21 @@ def test_synth_push_to_hub_checks_repo_and_token_before_the_run(tmp_path):
                                        env={"HF_TOKEN": hub.token, "HF_ENDPOINT": hub.url}))
         assert "data folder not found" in line
     assert not (tmp_path / "s").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage inside"])
+def test_a_damaged_shard_is_refused_before_anything_is_pushed(store, damage):
+    root, v1, v2 = store
+    shard = sorted((root / "data").glob(f"train-{v1}-*.parquet"))[0]
+    data = shard.read_bytes()
+    if damage == "truncated":
+        shard.write_bytes(data[: len(data) // 2])
+    else:  # the footer (schema) intact, the column data overwritten
+        middle = len(data) // 3
+        shard.write_bytes(data[:8] + b"\xff" * (middle - 8) + data[middle:])
+    with FakeHub() as hub:
+        line = _one_line_error(run_cli("pipelines.publish", "--store", str(root), "--repo", "my-org/eedi-synth",
+                                       env={"HF_ENDPOINT": hub.url, "HF_TOKEN": hub.token}))
+        assert line.startswith(f"error: {shard}: damaged parquet shard (") and "move it out of data/" in line
+        assert not hub.repos and not [r for r in hub.requests if r[0] == "POST"]  # nothing was sent
+

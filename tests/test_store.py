@@ -76,3 +76,42 @@ def test_store_is_locked_while_a_run_writes(tmp_path):
     (tmp_path / "t" / "notes.txt").write_text("mine")
     with pytest.raises(StoreError, match="not a dataset store"):
         DatasetStore.open(tmp_path / "t")
+
+
+def test_a_failed_shard_write_marks_the_version_failed_and_keeps_its_rows(tmp_path, monkeypatch):
+    import store.store as module
+
+    store = DatasetStore.open(tmp_path / "s")
+    w = store.new_version({}, flush_every=2)
+    w.append("train", row(w.version, 0))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module.pq, "write_table", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        w.append("train", row(w.version, 1))  # the second row fills the shard: its write fails
+    path = tmp_path / "s" / "versions" / f"{w.version}.json"
+    record = json.loads(path.read_text())
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    assert w.finish("failed", seconds=1.0)["status"] == "failed"  # what the factory's cleanup calls: no second error
+    assert json.loads(path.read_text())["seconds"] == 1.0
+    store.close()
+    monkeypatch.undo()
+    store = DatasetStore.open(tmp_path / "s")  # the journal's rows become shards; the version stays failed
+    record = json.loads(path.read_text())
+    assert record["status"] == "failed" and record["counts"]["kept"] == 2 and store.read("train").num_rows == 2
+    store.close()
+
+
+def test_a_store_without_rejects_declares_only_the_train_split(tmp_path):
+    """`datasets` (5.2) cannot load a declared split that has no rows ("Instruction 'rejected' corresponds to no
+    data!", huggingface/datasets#8401), and that error breaks ``load_dataset(store)`` for every split; so an empty
+    split is left out of the card, and ``split="rejected"`` is "Unknown split" until a version rejects an item."""
+    root = tmp_path / "s"
+    store = DatasetStore.open(root, STAGE_COLUMNS)
+    w = store.new_version({})
+    w.append("train", row(w.version, 0))
+    w.finish()
+    store.close()
+    assert list(load_dataset(str(root))) == ["train"] and len(load_dataset(str(root), split="train")) == 1

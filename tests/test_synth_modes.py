@@ -6,6 +6,7 @@ rows it passed or rejected.
 """
 from collections import Counter
 
+import pandas as pd
 import pytest
 
 import factory
@@ -43,7 +44,18 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
 
 @pytest.mark.parametrize("args, message", [
     (["--misconception", "999999"], "error: misconception 999999 is not in misconception_mapping.csv"),
-    (["--cluster", "all", "--folds", "1", "--hide-fold", "0"], "--hide-fold needs --folds of at least 2"),
+    (["--cluster", "all", "--folds", "1", "--hide-fold", "0"],
+     "argument --folds: must be at least 2 (one fold validates, the others train), got 1"),
+    (["--cluster", "all", "--checks", "none,pick"], "'none' (no check) cannot be combined with other checks"),
+    (["--cluster", "all", "--near-duplicate", "-1"], "argument --near-duplicate: must be in [0, 1], got -1"),
+    (["--cluster", "all", "--near-duplicate", "2"], "argument --near-duplicate: must be in [0, 1], got 2"),
+    (["--cluster", "all", "--max-retries", "-1"], "argument --max-retries: must be 0 or more, got -1"),
+    (["--cluster", "all", "--min-score", "11"], "argument --min-score: must be in [0, 10] (the judge scores 0-10)"),
+    (["--cluster", "all", "--attach-threshold", "5"],
+     "argument --attach-threshold: must be in [-1, 1] (a cosine similarity), got 5"),
+    (["--cluster", "all", "--request-timeout", "0"], "argument --request-timeout: must be at least 1 (seconds), got 0"),
+    (["--cluster", "all", "--n-ctx", "10"],
+     "argument --n-ctx: must be at least 1024 (a prompt and its answer must fit), got 10"),
     (["--cluster", "all", "--engine", "embedded", "--base-url", "http://127.0.0.1:9/v1"],
      "--engine embedded starts its own llama.cpp server"),
     (["--cluster", "all", "--mode", "distractor", "--checks", "solve"], "--checks solve is for --mode question"),
@@ -70,6 +82,39 @@ def test_bad_misconception_file_and_unwritable_store_are_one_line_errors(tmp_pat
     blocker.write_text("not a folder")
     result = synth(data_dir, blocker / "store", "--cluster", "all", timeout=300)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+
+
+def test_a_damaged_request_cache_is_refused_in_one_line_before_any_llm_call(tmp_path, data_dir):
+    from tests.test_cache import filled_cache
+
+    cache = filled_cache(tmp_path / "requests.sqlite")
+    data = bytearray(cache.read_bytes())
+    data[20 * 4096:24 * 4096] = b"\xa5" * (4 * 4096)  # a damaged page behind an intact header
+    cache.write_bytes(bytes(data))
+    result = synth(data_dir, tmp_path / "s", "--cluster", "all", "--limit", "1", "--request-cache", str(cache),
+                   timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: request cache {cache}: damaged ("), result.stderr
+    assert "move the file aside" in lines[0] and "--no-request-cache" in lines[0]
+    assert "rows made so far" not in lines[0]  # refused before the run: no version was started
+    assert not list((tmp_path / "s" / "versions").glob("*.json"))
+
+
+def test_list_clusters_escapes_tabs_and_newlines_in_names(tmp_path, data_dir):
+    from tests.train_data import small_eedi
+
+    eedi = small_eedi(data_dir, tmp_path / "eedi", questions=30, extra_misconceptions=20)
+    mapping = eedi / "misconception_mapping.csv"
+    table = pd.read_csv(mapping, dtype=str, keep_default_na=False)
+    table.loc[0, "MisconceptionName"] = "Thinks a\tb\nis one line"
+    table.to_csv(mapping, index=False)
+    result = run_cli("pipelines.synth", "--list-clusters", "--data-dir", str(eedi), "--no-progress", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    header = lines.index("cluster\tsize\treal_rows\ttargets\tnames")
+    assert all(len(line.split("\t")) == 5 for line in lines[header:]), result.stdout
+    assert "Thinks a\\tb\\nis one line" in result.stdout
 
 
 def test_listed_misconceptions_that_are_not_targets_are_skipped_with_a_warning(data_dir):

@@ -130,6 +130,13 @@ def test_train_cli_input_errors(tmp_path):
     line = _error(run_cli("pipelines.train", "--store", str(tmp_path), "--out", str(tmp_path / "o"),
                           "--resume-from", str(tmp_path / "missing")))
     assert "--resume-from" in line and "not found" in line
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    cp = run_cli("pipelines.train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(blocker))
+    assert _error(cp) == f"error: --out {blocker}: exists and is not a folder; choose a new folder"
+    assert cp.stderr.strip().count("\n") == 0 and blocker.read_text() == "mine"  # refused before training
+    line = _error(run_cli("pipelines.train", "--data-dir", str(tmp_path / "nowhere"), "--out", str(blocker / "o")))
+    assert line == f"error: --out {blocker / 'o'}: {blocker} is not a folder"
     cp = run_cli("pipelines.train", "--help")
     assert cp.returncode == 0 and "--resume-from DIR" in cp.stdout and "--hard-negatives K" in cp.stdout
 
