@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from embeddings import ClusterParams
-from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD
+from judges import NEAR_DUPLICATE_THRESHOLD
 from factory.modes import DEFAULT_MODE, MODES
 from llm import BackendOptions
 from eedi.splits import FoldSpec
@@ -15,7 +16,6 @@ DEFAULT_SHOTS = 5
 # labelled rows and 4% of rows given a random misconception; pick with the embedded models is at chance, so it
 # is not a default (docs/results/2026-12-01-checks-on-real-rows.md).
 DEFAULT_CHECKS = {name: list(m.checks) for name, m in MODES.items()}
-DEFAULT_CONSISTENCY_TOP_K = 100
 RATIONALES = ("working", "teacher")
 EXECUTORS = ("local", "ray")
 DEFAULT_TASK_ITEMS = 8  # --executor ray: items per task (one cluster's items, consecutive in the plan)
@@ -42,12 +42,8 @@ class SynthConfig:
     request_cache: bool = True  # replay answered requests (the resume mechanism)
     request_cache_file: Path | None = None  # default <store>/.cache/requests.sqlite
     shots: int = DEFAULT_SHOTS
-    min_score: float = DEFAULT_MIN_SCORE  # the rubric judge (check "judge")
-    pick_k: int = 5  # candidates shown to the pick-the-misconception judge
-    pick_candidates: str = DEFAULT_PICK_CANDIDATES  # where the K-1 others come from: judges.pick.candidate_rules
-    pick_min_probability: float | None = None  # None: keep when the target is the judge's first choice
-    consistency_top_k: int = DEFAULT_CONSISTENCY_TOP_K  # round-trip: the target must rank within this
-    consistency_retriever: Path | None = None  # round-trip: a trained retriever folder (default: embedded MiniLM)
+    # each check's options by check name, e.g. {"pick": {"k": 5}} (factory.checks; defaults for the rest)
+    check_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     min_real_rows: int = 1  # targets: misconceptions with fewer real rows than this
     # Evaluation runs: hide this fold's real rows (no shots, no near-duplicate references) and
     # target only its misconceptions, as if they had no rows (see pipelines.evaluate).
@@ -81,8 +77,10 @@ class SynthConfig:
 
     def as_record(self) -> dict:
         record = asdict(self)
-        for key in ("data_dir", "store", "request_cache_file", "consistency_retriever"):
+        for key in ("data_dir", "store", "request_cache_file"):
             record[key] = str(record[key]) if record[key] is not None else None
+        record["check_settings"] = {c: {k: str(v) if isinstance(v, Path) else v for k, v in s.items()}
+                                    for c, s in self.check_settings.items()}
         record["backend"] = self.backend.as_record()
         record["hide_fold"] = str(self.hide_fold) if self.hide_fold else None
         record.pop("progress")

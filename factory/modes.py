@@ -66,24 +66,26 @@ DEFAULT_MODE = "distractor"
 
 def stages_for(config: "SynthConfig") -> list:
     """The run's stages, in order."""
-    from factory.checks import CHECKS
+    from factory.checks import CheckError, build_check
     from factory.world import ConfigError
 
-    unknown = [c for c in config.effective_checks() if c not in CHECKS]
-    if unknown:
-        raise ConfigError(f"--checks: unknown check {unknown[0]!r} (choose from {', '.join(CHECKS)})")
-    checks = [CHECKS[name](config) for name in config.effective_checks()]
+    try:
+        checks = [build_check(name, config.check_settings) for name in config.effective_checks()]
+    except CheckError as e:
+        raise ConfigError(f"--checks: {e}") from None
+    wrong = next((c for c in checks if c.modes and config.mode not in c.modes), None)
+    if wrong is not None:
+        raise ConfigError(f"--checks {wrong.name} is for --mode {' or '.join(wrong.modes)} ({wrong.modes_why})")
     return MODES[config.mode].stages(config, checks)
 
 
 def all_stage_columns() -> dict[str, str]:
     """Every column any stage may write, so every version of a store shares one schema."""
-    from factory.checks import CHECKS
+    from factory.checks import BUILT_IN
     from factory.config import SynthConfig
 
     config = SynthConfig(data_dir=None)  # type: ignore[arg-type]
-    stages = [*(s for mode in MODES.values() for s in mode.stages(config, [])),
-              *(build(config) for build in CHECKS.values())]
+    stages = [*(s for mode in MODES.values() for s in mode.stages(config, [])), *BUILT_IN]
     columns: dict[str, str] = {}
     for stage in stages:
         columns.update(stage.columns)

@@ -65,7 +65,7 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     wanted = world.chosen_targets(config, err)
     targets = plan(world, config, wanted)
     stages = stages_for(config)
-    store = DatasetStore.open(config.store, all_stage_columns())
+    store = DatasetStore.open(config.store, {**all_stage_columns(), **{c: t for s in stages for c, t in s.columns.items()}})
     pool = BackendPool(config.backend)
     executor: Executor | None = None
     try:

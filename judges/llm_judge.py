@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from llm.stage import TemplateStep
+from llm.stage import Option, TemplateStep, number
 from llm.base import ChatRequest
 from llm.parsing import parse_model
 
@@ -53,6 +53,10 @@ class RubricJudge(TemplateStep):
     temperature = 0.0
     max_tokens = 120
     json_schema = JSON_SCHEMA
+    modes = ("question", "distractor")
+    modes_why = "it reads the row's wrong answer; pairing rows have none"
+    options = (Option("min_score", "--min-score", "check judge: score (0-10) an item needs to be kept",
+                      DEFAULT_MIN_SCORE, number(float, 0, 10, why="the judge scores 0-10"), "S"),)
 
     def __init__(self, min_score: float = DEFAULT_MIN_SCORE):
         super().__init__()

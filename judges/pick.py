@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from llm.stage import TemplateStep
+from llm.stage import Option, TemplateStep, number
 from llm.base import ChatRequest, ChatResponse
 from llm.parsing import LETTERS, ParseError, letter_probabilities  # noqa: F401 - re-exported
 from rankers.texts import query_text
@@ -41,7 +41,7 @@ def candidate_rules(candidates: str) -> list[str]:
     rules = candidates.split("+")
     bad = next((r for r in rules if r not in CANDIDATE_RULES), None)
     if bad is not None or len(set(rules)) < len(rules):
-        raise ValueError(f"pick: candidates must be one of {', '.join(CANDIDATE_RULES)}, or several joined by '+' "
+        raise ValueError(f"candidates must be one of {', '.join(CANDIDATE_RULES)}, or several joined by '+' "
                          f"(each once), got {candidates!r}")
     return rules
 
@@ -54,6 +54,20 @@ class PickMisconception(TemplateStep):
     max_tokens = 1
     logprobs = TOP_LOGPROBS
     max_attempts = 1  # greedy: a retry would give the same answer
+    modes = ("question", "distractor")
+    modes_why = "it reads the row's wrong answer; pairing rows have none"
+    options = (
+        Option("k", "--pick-k", "check pick: candidates shown, the target and K-1 others", 5,
+               number(int, 2, len(LETTERS), why="the target and at least one other, one letter each"), "K"),
+        Option("candidates", "--pick-candidates",
+               "check pick: the others are the names nearest to the target's (nearest), the names the embedder ranks "
+               "highest for the item itself (retrieved), or half of either and half random (mixed, retrieved-mixed); "
+               "rules joined by + are each asked and the probabilities averaged", DEFAULT_PICK_CANDIDATES,
+               lambda text: "+".join(candidate_rules(text)), "RULE"),
+        Option("min_probability", "--pick-threshold",
+               "check pick: keep when the target's probability is at least P (default: keep when the target is the "
+               "judge's first choice)", None, number(float, 0, 1, low_open=True), "P"),
+    )
 
     def __init__(self, k: int = 5, candidates: str = DEFAULT_PICK_CANDIDATES, min_probability: float | None = None):
         super().__init__()

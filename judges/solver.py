@@ -47,6 +47,8 @@ class Solver(TemplateStep):
     temperature = 0.0
     max_tokens = 200
     json_schema = WORKING_AND_ANSWER
+    modes = ("question",)
+    modes_why = "distractor and pairing rows keep a real question's correct answer"
 
     def prompt(self, item: Any) -> ChatRequest:
         row = item.row

@@ -11,7 +11,9 @@ so that they implement it without importing the factory. Subclass :class:`Stage`
 - ``run(items, ctx)``: work on the batch's live items (in plan order), writing ``item.row`` and, for an
   item that fails, ``item.reject = ctx.reject(stage, reason, raw)``;
 
-and, where the defaults do not fit: ``settings()`` (the thresholds that decide its verdicts: part of the
+and, where the defaults do not fit: ``options`` (its settings users choose on the command line, each an
+:class:`Option`; the constructor takes them as keyword arguments), ``modes`` (the modes it suits, with
+``modes_why``), ``settings()`` (the thresholds that decide its verdicts: part of the
 items' ``ChecksKey``), ``setup(ctx)`` (once, before the first batch), ``ordered = True`` (it compares an
 item with every earlier one of the run, so it runs in the committing process, in plan order; only the
 last stages of a list may be), ``logprobs`` (its role reads token log-probabilities) and
@@ -23,6 +25,9 @@ and ``parse(row, text) -> value`` (or ``parse_response(row, response)`` to read 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import prompts
@@ -30,11 +35,56 @@ from llm.base import ChatRequest
 from llm.step import chat_request
 
 
+@dataclass(frozen=True)
+class Option:
+    """One setting of a stage that users choose on the command line: ``flag`` sets the constructor's ``field``.
+
+    ``parse`` turns the flag's text into the value, raising ``ValueError`` with the reason when it is out of
+    range; ``pipelines.synth`` builds its flag, help and error message from this."""
+
+    field: str
+    flag: str
+    help: str
+    default: Any = None
+    parse: Callable[[str], Any] = str
+    metavar: str = "X"
+    aliases: tuple[str, ...] = ()  # older spellings of the flag, still accepted
+
+
+def number(kind: type = float, lo: float | None = None, hi: float | None = None, low_open: bool = False,
+           why: str = ""):
+    """An ``Option.parse``: a number of ``kind`` within [lo, hi] ((lo, hi] with ``low_open``); ``why`` says what
+    the bound is for, in the message."""
+    def parse(text: str):
+        try:
+            x = kind(text)
+        except ValueError:
+            raise ValueError(f"expected a {'whole number' if kind is int else 'number'}, got {text!r}") from None
+        low_ok = lo is None or (x > lo if low_open else x >= lo)
+        if not (low_ok and (hi is None or x <= hi) and x == x):  # x == x: not NaN
+            left = "(" if low_open else "["
+            bound = (f"in {left}{lo:g}, {hi:g}]" if lo is not None and hi is not None
+                     else f"{'more than' if low_open else 'at least'} {lo:g}" if lo is not None else f"at most {hi:g}")
+            raise ValueError(f"must be {bound}{f' ({why})' if why else ''}, got {text}")
+        return x
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def folder(text: str) -> Path:
+    """An ``Option.parse``: a path."""
+    return Path(text)
+
+
 class Stage:
     name: ClassVar[str]
     role: ClassVar[str | None] = None
     columns: ClassVar[dict[str, str]] = {}
     ordered: ClassVar[bool] = False
+    options: ClassVar[tuple[Option, ...]] = ()
+    modes: ClassVar[tuple[str, ...]] = ()  # the modes it suits; () for every mode
+    modes_why: ClassVar[str] = ""  # why only those
     logprobs: int = 0
     version: str = ""  # its prompt templates' content hash; "" for a stage without templates
 

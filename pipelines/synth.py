@@ -30,9 +30,10 @@ from pathlib import Path
 
 from eedi import DATA_DIR_ENV, DataError, resolve_data_dir
 from embeddings import ClusterParams, EmbedderError
-from factory.config import DEFAULT_CONSISTENCY_TOP_K, DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
+from factory.checks import BUILT_IN, CheckError, check_class, check_options
+from factory.config import DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
 from factory.modes import DEFAULT_MODE, MODES
-from judges import DEFAULT_MIN_SCORE, DEFAULT_PICK_CANDIDATES, NEAR_DUPLICATE_THRESHOLD, candidate_rules
+from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, MIN_N_CTX, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
 from pipelines.args import FOLD_BY, add_fold_args, count, number_in, positive, run_main
@@ -41,7 +42,9 @@ from store import StoreError
 from eedi.splits import FoldSpec
 
 USER_ERRORS = (DataError, BackendError, StoreError, EmbedderError, TemplateError)
-CHECK_NAMES = ("solve", "pick", "round-trip", "judge")
+CHECK_HELP = {"solve": "a solver answers the question on its own", "pick": "which of K lettered misconceptions "
+              "explains the wrong answer", "round-trip": "a retriever ranks the target within --round-trip-top-k",
+              "judge": "a 0-10 rubric"}
 
 
 def _cluster_arg(value: str) -> str:
@@ -56,19 +59,31 @@ def _checks_arg(value: str) -> list[str]:
         return []
     if "none" in names:
         raise argparse.ArgumentTypeError(f"'none' (no check) cannot be combined with other checks, got {value!r}")
-    unknown = [n for n in names if n not in CHECK_NAMES]
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown check {unknown[0]!r} (choose from {', '.join(CHECK_NAMES)}, "
-                                         "or none)")
-    return list(dict.fromkeys(names))
-
-
-def _pick_candidates_arg(value: str) -> str:
     try:
-        candidate_rules(value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e).removeprefix("pick: ")) from None
-    return value
+        return list(dict.fromkeys(check_class(n).name if ":" not in n else n for n in names))
+    except CheckError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _option_type(parse):
+    """An ``llm.stage.Option.parse`` as an argparse type: its ValueError becomes the flag's one-line error."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
+def _checks_named(argv: list[str] | None) -> list[str]:
+    """The --checks of the command line, read before the parser is built: a check given as module:Class brings
+    its own flags."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--checks", default="")
+    known, _ = early.parse_known_args(argv)
+    return [n.strip() for n in known.checks.split(",") if ":" in n]
 
 
 def read_misconception_file(path: str) -> list[int]:
@@ -90,7 +105,8 @@ def read_misconception_file(path: str) -> list[int]:
     return ids
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
+    """The command line; ``plugins``: checks named as module:Class, whose options become flags too."""
     models = ", ".join(PRESETS)
     p = argparse.ArgumentParser(
         prog="python -m pipelines.synth", description=__doc__.split("\n\n")[0],
@@ -204,32 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--shots", type=int, default=DEFAULT_SHOTS, metavar="N",
                    help=f"real examples in the many-shot prompt (default {DEFAULT_SHOTS})")
     q.add_argument("--checks", type=_checks_arg, metavar="LIST",
-                   help="comma-separated checks, run in this order: solve (a solver answers the question on its "
-                        "own; question mode), pick (which of K lettered misconceptions explains the wrong answer), "
-                        "round-trip (a retriever ranks the target within --consistency-top-k), judge (a 0-10 "
-                        "rubric); 'none' for no check (default: "
+                   help="comma-separated checks, run in this order: "
+                        + ", ".join(f"{c.name} ({CHECK_HELP.get(c.name, c.__doc__ or '')}"
+                                    + (f"; {' and '.join(c.modes)} mode" if c.modes else "") + ")" for c in BUILT_IN)
+                        + "; a check of your own as module:Class (an llm.stage.Stage subclass importable from the "
+                          "Python path); 'none' for no check (default: "
                         + "; ".join(f"{m.name} {','.join(m.checks) or 'none'}" for m in MODES.values()) + ")")
     q.add_argument("--rationale", choices=RATIONALES, default="working",
                    help="distractor mode: the Rationale column is the writer's one-line working, or the teacher "
                         "writes it (default working)")
-    q.add_argument("--pick-k", type=positive, default=5, metavar="K",
-                   help="check pick: candidates shown, the target and K-1 others (default 5)")
-    q.add_argument("--pick-candidates", type=_pick_candidates_arg, default=DEFAULT_PICK_CANDIDATES, metavar="RULE",
-                   help="check pick: the others are the names nearest to the target's (nearest), the names the "
-                        "embedder ranks highest for the item itself (retrieved), or half of either and half random "
-                        "(mixed, retrieved-mixed); rules joined by + are each asked and the probabilities averaged "
-                        f"(default {DEFAULT_PICK_CANDIDATES})")
-    q.add_argument("--pick-threshold", type=float, metavar="P",
-                   help="check pick: keep when the target's probability is at least P (default: keep when the "
-                        "target is the judge's first choice)")
-    q.add_argument("--consistency-top-k", type=positive, default=DEFAULT_CONSISTENCY_TOP_K, metavar="K",
-                   help=f"check round-trip: the target must rank within the top K (default {DEFAULT_CONSISTENCY_TOP_K})")
-    q.add_argument("--consistency-retriever", metavar="DIR",
-                   help="check round-trip: a trained retriever (sentence-transformers folder; default the embedded "
-                        "all-MiniLM-L6-v2)")
-    q.add_argument("--min-score", type=number_in(0, 10, why="the judge scores 0-10"), default=DEFAULT_MIN_SCORE,
-                   metavar="S",
-                   help=f"check judge: score (0-10) an item needs to be kept (default {DEFAULT_MIN_SCORE:g})")
+    for cls, option in check_options(plugins):  # each check's own settings (factory.checks)
+        shown = option.help if option.default is None or "(default" in option.help else \
+            f"{option.help} (default {option.default:g})" if isinstance(option.default, float) else \
+            f"{option.help} (default {option.default})"
+        q.add_argument(option.flag, *option.aliases, dest=_dest(cls, option), type=_option_type(option.parse),
+                       default=option.default, metavar=option.metavar, help=shown)
     q.add_argument("--max-attempts", type=positive, default=3, metavar="N",
                    help="LLM answers tried per step when the output is invalid or breaks a rule "
                         "(a copy, options not distinct) (default 3)")
@@ -246,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a noise point joins its nearest cluster at this cosine similarity or more, else it "
                         f"is a singleton (default {defaults.attach_threshold})")
     return p
+
+
+def _dest(cls, option) -> str:
+    return f"check_{cls.name}_{option.field}".replace("-", "_")
+
+
+def check_settings(args: argparse.Namespace) -> dict[str, dict]:
+    """Each check's options, by check name, as the command line set them (defaults included)."""
+    out: dict[str, dict] = {}
+    for cls, option in check_options(getattr(args, "plugins", [])):
+        out.setdefault(cls.name, {})[option.field] = getattr(args, _dest(cls, option))
+    return out
 
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
@@ -270,10 +287,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         per_misconception=args.per_misconception, limit=args.limit, seed=args.seed,
         generator_model=args.generator_model or args.model, judge_model=args.judge_model or args.model,
         teacher_model=args.teacher_model or args.model, solver_model=args.solver_model or args.model,
-        shots=args.shots, min_score=args.min_score, min_real_rows=args.min_real_rows,
-        pick_k=args.pick_k, pick_candidates=args.pick_candidates, pick_min_probability=args.pick_threshold,
-        consistency_top_k=args.consistency_top_k,
-        consistency_retriever=Path(args.consistency_retriever) if args.consistency_retriever else None,
+        shots=args.shots, min_real_rows=args.min_real_rows, check_settings=check_settings(args),
         max_attempts=args.max_attempts, backend=backend, batch_size=args.batch_size,
         request_cache=not args.no_request_cache,
         request_cache_file=Path(args.request_cache) if args.request_cache else None,
@@ -309,8 +323,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        plugins = _checks_named(argv)
+        parser = build_parser(plugins)
+    except CheckError as e:
+        print(f"error: --checks: {e}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
+    args.plugins = plugins
     if not args.list_clusters and not (args.cluster or args.misconception or args.misconceptions):
         parser.error("choose what to make: --cluster ID (repeatable) or --cluster all, --misconception ID, "
                      "--misconceptions FILE; or --list-clusters")
@@ -318,15 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--shots must be 0 or more")
     if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
         parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
-    if args.checks and "solve" in args.checks and MODES[args.mode].bases:
-        parser.error(f"--checks solve is for --mode question (a {args.mode} row keeps a real question's correct answer)")
-    needs_answer = [c for c in args.checks or () if c in ("pick", "judge")]
-    if needs_answer and not MODES[args.mode].wrong_answer:
-        parser.error(f"--checks {needs_answer[0]} reads a wrong answer, and --mode {args.mode} rows have none")
-    if not 2 <= args.pick_k <= 26:
-        parser.error("--pick-k must be in 2..26 (the target and at least one other, one letter each)")
-    if args.pick_threshold is not None and not 0 < args.pick_threshold <= 1:
-        parser.error("--pick-threshold must be in (0, 1]")
+    wrong = next((c for c in map(check_class, args.checks or ()) if c.modes and args.mode not in c.modes), None)
+    if wrong is not None:
+        parser.error(f"--checks {wrong.name} is for --mode {' or '.join(wrong.modes)} ({wrong.modes_why})")
     if (args.ray_address or args.ray_workers) and args.executor != "ray":
         parser.error("--ray-address and --ray-workers are for --executor ray")
     if args.engine == "embedded" and args.base_url:

@@ -126,7 +126,7 @@ def test_checks_key_follows_the_check_settings(data_dir):
     assert key == checks_key_of_config(same, models)
     assert key != checks_key_of_config(SynthConfig(data_dir=data_dir, checks=["pick"]), models)
     assert key != checks_key_of_config(SynthConfig(data_dir=data_dir, checks=["pick", "round-trip"],
-                                                   consistency_top_k=5), models)
+                                                   check_settings={"round-trip": {"top_k": 5}}), models)
     assert key != checks_key_of_config(base, {**models, "judge": "other"})
 
 

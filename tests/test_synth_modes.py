@@ -73,6 +73,24 @@ def test_bad_choices_are_one_line_errors(tmp_path, data_dir, args, message):
     assert "rows made so far" not in result.stderr  # nothing was made: no promise of kept rows
 
 
+def test_a_check_of_ones_own_brings_its_flag_and_a_bad_one_is_one_line(tmp_path, data_dir):
+    from tests.conftest import run_cli
+
+    plugin = "tests.answer_length_check:AnswerLength"
+    shown = run_cli("pipelines.synth", "--checks", plugin, "--help")
+    assert shown.returncode == 0 and "--answer-length-max N" in shown.stdout and "--round-trip-top-k" in shown.stdout
+    for spec, message in (("tests.answer_length_check:Nothing", "cannot import 'Nothing'"),
+                          ("no_such_module:Check", "cannot import 'Check' from 'no_such_module'"),
+                          ("tests.conftest:run_cli", "is not a llm.stage.Stage subclass")):
+        bad = synth(data_dir, tmp_path / "s", "--cluster", "all", "--checks", spec, timeout=120)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    off = synth(data_dir, tmp_path / "s", "--cluster", "all", "--checks", plugin, "--answer-length-max", "0",
+                timeout=120)
+    assert off.returncode == 2 and "--answer-length-max: must be at least 1, got 0" in off.stderr, off.stderr
+    old = synth(data_dir, tmp_path / "s", "--cluster", "all", "--consistency-top-k", "0", timeout=120)
+    assert old.returncode == 2 and "must be at least 1" in old.stderr  # the old spelling still works
+
+
 def test_bad_misconception_file_and_unwritable_store_are_one_line_errors(tmp_path, data_dir):
     bad = tmp_path / "ids.txt"
     bad.write_text("12\nforty\n")
@@ -157,25 +175,8 @@ def test_distractor_bases_fit_and_avoid_the_hidden_fold(data_dir):
 
 # ---------- with the embedded LLM ----------
 
-class AnswerLength:
-    """A check added by a test: one class, plus one entry in factory.checks.CHECKS."""
-
-    name = "answer-length"
-    role = None
-    columns = {"AnswerLength": "int64"}
-
-    def run(self, items, ctx):
-        for it in items:
-            it.row["AnswerLength"] = len(it.row["IncorrectAnswerText"])
-            if it.row["AnswerLength"] > 1000:
-                it.reject = ctx.reject(self.name, "answer too long")
-            else:
-                it.passed(self.name)
-
-
 @pytest.mark.llm
-def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, targets_file, small_cluster,  # noqa: F811
-                                                          monkeypatch):
+def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, targets_file, small_cluster):  # noqa: F811
     store = tmp_path / "store"
     targets = ["--misconceptions", str(targets_file)]
     first = synth(data_dir, store, *targets, "--checks", "none")
@@ -184,7 +185,7 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     assert again.returncode == 0 and "nothing to do" in again.stdout
 
     # other check settings: the same items are judged again, their generator answers replayed
-    result = synth(data_dir, store, *targets, "--checks", "round-trip,pick", "--consistency-top-k", "400",
+    result = synth(data_dir, store, *targets, "--checks", "round-trip,pick", "--round-trip-top-k", "400",
                    "--pick-threshold", "0.01")  # lenient thresholds: kept rows to read; the rules are unit-tested
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 planned items are in" in result.stderr and "judged again" in result.stderr
@@ -218,15 +219,16 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     card = (store / "README.md").read_text()
     assert "## Stages and checks" in card and "| pick |" in card
 
-    # a check added here: one class and one entry in CHECKS; its column and counts follow
-    monkeypatch.setitem(factory.checks.CHECKS, "answer-length", lambda config: AnswerLength())
-    config = SynthConfig(data_dir=data_dir, store=store, misconceptions=sorted(small_cluster[1]),
-                         checks=["answer-length"], shots=2, per_misconception=1, progress=False)
-    config.backend.n_ctx = 3072
-    record = run(config)
+    # a check of the user's own, added on the command line: its flag, column and counts follow
+    result = synth(data_dir, store, *targets, "--checks", "tests.answer_length_check:AnswerLength",
+                   "--answer-length-max", "500")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "answer-length " in result.stdout
+    kept, _, versions = stored(store)
+    record = max(versions, key=lambda v: v["started"])
     assert [s["name"] for s in record["stages"]][1] == "answer-length"
+    assert record["stages"][1]["settings"] == {"max_chars": 500}
     assert record["usage"]["distract"]["replayed"] == record["usage"]["distract"]["requests"]
-    kept, _, _ = stored(store)
     new = [r for r in kept if r["Version"] == record["id"]]
     assert all(r["AnswerLength"] == len(r["IncorrectAnswerText"]) and "answer-length" in r["Checks"] for r in new)
     assert record["stages"][1]["in"] == record["stages"][0]["passed"]
