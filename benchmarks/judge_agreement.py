@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eedi import load_eedi, resolve_data_dir  # noqa: E402
 from embeddings import Embedder  # noqa: E402
-from factory import Context, Item  # noqa: E402
+from factory import CHECKS, Context, Item  # noqa: E402
 from generators import Target  # noqa: E402
-from judges import DEFAULT_MIN_SCORE, NearDuplicateIndex, PickMisconception, RoundTrip, RubricJudge, Solver  # noqa: E402
+from judges import NearDuplicateIndex, PickMisconception, RoundTrip, RubricJudge, Solver  # noqa: E402
 from llm import BackendOptions, BackendPool, Usage, cache_dir  # noqa: E402
 
 KINDS = ("labelled", "nearest", "random")
@@ -71,23 +71,31 @@ def scores_of(check: str, items: list[Item], ctx: Context, args) -> tuple[list[f
     raise ValueError(check)
 
 
+def default(check: str, field: str):
+    """A check option's default, from the check itself (factory.checks)."""
+    return next(o.default for o in CHECKS[check].options if o.field == field)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir")
     parser.add_argument("--pairs", type=int, default=30)
     parser.add_argument("--models", default="qwen2.5-coder-0.5b",
                         help="comma-separated presets or .gguf paths; with --base-url, served model names")
-    parser.add_argument("--checks", default="pick,solve,round-trip,judge")
+    parser.add_argument("--checks", default=",".join(CHECKS), help=f"comma-separated, of {', '.join(CHECKS)}")
     parser.add_argument("--pick-candidates", default="mixed+retrieved-mixed,retrieved-mixed,mixed",
                         help="comma-separated rules, each a condition: nearest, mixed, retrieved, "
                              "retrieved-mixed, or several joined by + (averaged)")
-    parser.add_argument("--pick-k", type=int, default=5)
-    parser.add_argument("--top-k", type=int, default=100, help="round-trip: pass within this rank")
+    parser.add_argument("--pick-k", type=int, default=default("pick", "k"))
+    parser.add_argument("--top-k", type=int, default=default("round-trip", "top_k"), help="round-trip: pass within this rank")
     parser.add_argument("--base-url", help="an OpenAI-compatible server instead of the embedded engine")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable with its API key")
-    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE)
+    parser.add_argument("--min-score", type=float, default=default("judge", "min_score"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    unknown = [c for c in args.checks.split(",") if c.strip() and c.strip() not in CHECKS]
+    if unknown:
+        parser.error(f"--checks: unknown check {unknown[0]!r} (choose from {', '.join(CHECKS)})")
 
     data = load_eedi(resolve_data_dir(args.data_dir))
     names = data.misconceptions
