@@ -58,7 +58,7 @@ class Context:
             check: Callable[[Any, Any], str | None] | None = None) -> list[StepOutcome]:
         """Run an LLM step over rows on its role's backend, accounted under the stage's name."""
         name = stage or step.name
-        attempts = min(self.max_attempts, getattr(step, "max_attempts", None) or self.max_attempts)
+        attempts = min(self.max_attempts, step.max_attempts or self.max_attempts)
         return run_steps(step, self.backends[step.role], rows, self.usage[name], attempts, check)
 
     @staticmethod

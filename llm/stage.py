@@ -87,6 +87,7 @@ class Stage:
     modes_why: ClassVar[str] = ""  # why only those
     logprobs: int = 0
     version: str = ""  # its prompt templates' content hash; "" for a stage without templates
+    max_attempts: int | None = None  # LLM answers tried per item at most; None: the run's --max-attempts
 
     def settings(self) -> dict:
         return {}
