@@ -40,6 +40,7 @@ from pathlib import Path
 from eedi import Pair
 from eedi.metrics import average_precision_at_k
 from eedi.splits import FoldSpec, group_folds
+from inference.build import build_reranker, load_retriever
 from inference.ranking import DEFAULT_FUSE, Memoized, Reranker, Retriever, rerank
 from store.files import write_json_atomic
 from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
@@ -91,10 +92,7 @@ class EvalConfig:
         return [self.reranker, self.reranker_kind, self.rerank_window, self.rerank_orders]
 
     def make_reranker(self) -> Reranker:
-        from rankers.listwise import Windows
-
-        return Reranker(self.reranker, kind=self.reranker_kind,
-                        windows=Windows(self.rerank_window, reverse=self.rerank_orders == "both"))
+        return build_reranker(self.reranker, self.reranker_kind, self.rerank_window, orders=self.rerank_orders)
 
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
@@ -278,7 +276,7 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                 retriever_path, train_seconds = folder, _train_or_reuse(
                     examples, misconceptions, config, folder, config.training_fingerprint(name, rules.get(name), digest),
                     progress, lambda m: log(f"{fold.name} {name}: {m}"))
-            retriever = Retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
+            retriever = load_retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
             if config.reranker and scores is None:
                 if reranker is None:
                     log(f"reranker: loading {config.reranker} ({config.reranker_kind})")

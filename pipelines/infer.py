@@ -39,12 +39,12 @@ from llm import BackendError
 from rankers import ModelError
 from pipelines.args import (UsageError, add_listwise_args, check_output, count, positive, positive_floats, run_main,
                             weight)
+from inference.build import ZERO_SHOT_RERANKER
 from inference.ranking import DEFAULT_FUSE
 from prompts import TemplateError
 
 USER_ERRORS = (DataError, ModelError, EmbedderError, TemplateError, BackendError)
 DEFAULT_BOOST = 1.0  # the measured effect of --unseen-boost: docs/results/2026-11-22-first-folds-mixing-and-boost.md
-ZERO_SHOT_RERANKER = "qwen2.5-coder-0.5b"
 
 
 def _boost(value: str) -> float:
@@ -110,29 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def newest_run(models: Path, part: str) -> Path | None:
-    """The newest ``models/*/<part>`` with a training card (by the card's ``finished`` time)."""
-    import json
-
-    from rankers.card import CARD_FILE
-
-    best = None
-    for card in models.glob(f"*/{part}/{CARD_FILE}"):
-        try:
-            finished = json.loads(card.read_text()).get("finished", "")
-        except (OSError, json.JSONDecodeError):
-            continue
-        if best is None or finished > best[0]:
-            best = (finished, card.parent)
-    return best[1] if best else None
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from eedi import load_eedi, load_questions
-    from inference import Ensemble, Reranker, Retriever, ServedReranker, rank_rows
-    from rankers.listwise import Windows
+    from inference import Ensemble, rank_rows
+    from inference.build import build_reranker, build_retriever, choose_reranker, choose_retrievers
     from llm import cache_dir
     from store.files import open_atomic
 
@@ -149,36 +132,19 @@ def run(args: argparse.Namespace) -> int:
     if not pairs:
         raise DataError(f"{questions}: no questions")
     models = Path(args.models)
-    specs = args.retriever or [newest_run(models, "retriever") or "embedded"]
-    if args.reranker_base_url or args.reranker == "none" or args.rerank_top == 0:
-        reranker_spec = None
-    else:
-        reranker_spec = args.reranker or newest_run(models, "reranker") or ZERO_SHOT_RERANKER
+    specs = choose_retrievers(models, args.retriever)
+    reranker_spec = choose_reranker(models, args.reranker, args.rerank_top, served=bool(args.reranker_base_url))
     print(f"infer: {len(pairs):,} wrong answers of {len({p.QuestionId for p in pairs}):,} questions in {questions}",
           flush=True)
-    members = []
-    for spec in specs:
-        folder = None if str(spec) == "embedded" else Path(spec)
-        member = Retriever(folder, data.misconceptions, cache=cache_dir())
-        print(f"retriever: {member.path}{'' if folder else ' (embedded, zero-shot)'}; misconception "
-              f"embeddings {'from the cache' if member.cached else 'computed and cached'}", flush=True)
-        members.append(member)
-    if len(members) > 1:
-        retriever = Ensemble(members, args.ensemble, args.ensemble_weights)
-        print(f"ensemble: {len(members)} retrievers by {args.ensemble} average, weights "
-              f"{', '.join(f'{w:.2f}' for w in retriever.weights)}", flush=True)
-    else:
-        retriever = members[0]
-    windows = Windows(args.rerank_window, args.rerank_stride, reverse=args.rerank_orders == "both")
-    if args.reranker_base_url and args.rerank_top:
-        reranker = ServedReranker(args.reranker_base_url, args.reranker_model, windows,
-                                  cache=Path(args.request_cache) if args.request_cache
-                                  else cache_dir() / "requests" / "rerank.sqlite")
-    else:
-        reranker = Reranker(reranker_spec, kind=args.reranker_kind, windows=windows) if reranker_spec else None
+    retriever = build_retriever(specs, data.misconceptions, args.ensemble, args.ensemble_weights, cache=cache_dir(),
+                                log=lambda m: print(m, flush=True))
+    reranker = build_reranker(reranker_spec, args.reranker_kind, args.rerank_window, args.rerank_stride,
+                              args.rerank_orders, base_url=args.reranker_base_url if args.rerank_top else None,
+                              model=args.reranker_model,
+                              request_cache=Path(args.request_cache) if args.request_cache else None)
     if reranker:
         print(f"reranker: {reranker.name}, top {args.rerank_top} reranked"
-              + (f" in windows of {windows.size}{', both orders' if windows.reverse else ''}"
+              + (f" in windows of {args.rerank_window}{', both orders' if args.rerank_orders == 'both' else ''}"
                  if reranker.kind == "listwise" else "")
               + (f", fused with the retriever (weight {args.rerank_fuse:g})" if args.rerank_fuse else "")
               + ("; untrained pointwise, it lowered MAP@25 in README's evaluation (--reranker none skips it)"
@@ -208,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print(f"wrote {out}: {len(pairs):,} rows in {seconds:.0f} s ({len(pairs) / seconds:.1f} pairs/s overall)")
     if isinstance(retriever, Ensemble):
-        for member, share, agree in zip(members, retriever.contribution, retriever.agreement):
+        for member, share, agree in zip(retriever.members, retriever.contribution, retriever.agreement):
             print(f"ensemble member {member.path}: {share / max(1, 25 * retriever.rows):.0%} of the final top 25 in its "
                   f"own top 25; its first candidate is the ensemble's for {agree / max(1, retriever.rows):.0%} of rows")
     if reranker:

@@ -39,9 +39,10 @@ from llm.openai_backend import STRUCTURED_MODES
 from pipelines.args import FOLD_BY, add_fold_args, count, number_in, positive, run_main
 from prompts import TemplateError
 from store import StoreError
+from store.hub import PublishError, check_access, push_version
 from eedi.splits import FoldSpec
 
-USER_ERRORS = (DataError, BackendError, StoreError, EmbedderError, TemplateError)
+USER_ERRORS = (DataError, BackendError, StoreError, EmbedderError, TemplateError, PublishError)
 CHECK_HELP = {"solve": "a solver answers the question on its own", "pick": "which of K lettered misconceptions "
               "explains the wrong answer", "round-trip": "a retriever ranks the target within --round-trip-top-k",
               "judge": "a 0-10 rubric"}
@@ -309,16 +310,19 @@ def run(args: argparse.Namespace) -> int:
         if args.list_clusters:
             factory.list_clusters(factory.prepare(config), config.min_real_rows)
             return 0
-        # --push-to-hub: check the repository id and the token before the run, push after it
-        from pipelines import publish
-        if args.push_to_hub and publish.preflight_cli(args.push_to_hub):
-            return 2
+        if args.push_to_hub:  # check the repository id, the token and the Hub before the run, push after it
+            check_access(args.push_to_hub)
         record = factory.run(config)
     except factory.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.push_to_hub and record["status"] == "complete":
-        return publish.push_cli(config.store, record["id"], args.push_to_hub)
+        try:
+            push_version(config.store, record["id"], args.push_to_hub)
+        except PublishError as e:
+            raise PublishError(f"{e} (the version is kept in {config.store}: push it later with python -m "
+                               f"pipelines.publish --store {config.store} --version {record['id']} "
+                               f"--repo {args.push_to_hub})") from None
     return 0 if record["status"] in ("complete", "nothing to do") else 1
 
 

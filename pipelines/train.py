@@ -20,19 +20,19 @@ import sys
 import time
 from pathlib import Path
 
-from eedi import DATA_DIR_ENV, DataError, load_eedi, resolve_data_dir
+from eedi import DATA_DIR_ENV, DataError
 from embeddings import EmbedderError
 from rankers import ModelError
 from rankers.reranker import DEFAULT_BASE
 from pipelines.args import check_output, count, positive, repeat, run_main
 from prompts import TemplateError
-from store import StoreError, now_iso
+from store import StoreError
 from trainers import TrainError
+from trainers.lineage import DEFAULT_HOLDOUT
 from trainers.reranker import RerankerConfig
 from trainers.retriever import RetrieverConfig
 
 USER_ERRORS = (DataError, TrainError, ModelError, StoreError, EmbedderError, TemplateError)
-DEFAULT_HOLDOUT = 0.15
 R, RR = RetrieverConfig(), RerankerConfig()
 
 
@@ -161,183 +161,32 @@ def _log(message: str) -> None:
     print(message, flush=True)
 
 
-def _parent(resume: Path | None) -> dict | None:
-    if resume is None:
-        return None
-    from rankers.card import read_card
-
-    if not resume.is_dir():
-        raise TrainError(f"--resume-from {resume}: folder not found")
-    return read_card(resume / "retriever")
-
-
-def _since(args, parent: dict | None, store: Path | None) -> str | None:
-    """--since, or with --resume-from the newest store version the parent (and its ancestors) used."""
-    if args.since or parent is None or store is None:
-        return args.since
-    seen = parent.get("lineage", {}).get("versions_seen", [])
-    return max(seen) if seen else None
-
-
 def run(args: argparse.Namespace) -> int:
-    from eedi.splits import grouped_holdout
-    from rankers.retriever import Index, load_encoder
-    from rankers.texts import query_text
-    from trainers.card import write_card
-    from trainers.data import (
-        MixRule,
-        SyntheticSelection,
-        mix,
-        read_synthetic,
-        real_examples,
-        synthetic_examples,
-    )
-    from trainers.reranker import train_reranker
-    from trainers.retriever import train_retriever
+    from trainers.data import MixRule
+    from trainers.job import TrainJob, train_job
 
     started = time.perf_counter()
     out = Path(args.out)
-    resume = Path(args.resume_from) if args.resume_from else None
     check_output(out, "--out", folder=True)
-    if out.exists() and ((out / "retriever").exists() or (out / "reranker").exists()):
-        raise TrainError(f"--out {out}: already holds a trained model; choose a new folder")
-    parent = _parent(resume)
-    holdout, seed = args.holdout, args.seed
-    if parent is not None:
-        pv = parent["data"]["validation"]
-        for name, mine, theirs in (("--holdout", holdout, pv["fraction"]), ("--seed", seed, pv["seed"])):
-            if mine is not None and mine != theirs:
-                raise TrainError(f"{name} {mine}: {resume} was validated with {name} {theirs}; a different "
-                                 "holdout would validate on misconceptions it trained on")
-        holdout, seed = pv["fraction"], pv["seed"]
-    holdout = DEFAULT_HOLDOUT if holdout is None else holdout
-    seed = 0 if seed is None else seed
-
-    data_dir = resolve_data_dir(args.data_dir)
-    data = load_eedi(data_dir)
-    store = Path(args.store) if args.store else None
-    since = _since(args, parent, store)
-    selection = SyntheticSelection()
-    if store is not None:
-        if since and not args.since:
-            from trainers.data import store_versions
-
-            if since not in {r.get("id") for r in store_versions(store)}:
-                raise TrainError(f"{resume} was trained on version {since}, which is not in {store}: "
-                                 "choose the versions with --since VERSION or --versions")
-        spec = args.versions or ("all" if since or resume else "latest")
-        selection = read_synthetic(store, spec, since)
-        for v in selection.skipped_running:
-            _log(f"note: version {v} is still running (or was killed and not recovered): not used")
-        if since and not selection.versions:
-            _log(f"nothing to do: {store} has no version after {since}")
-            return 0
-
-    train_pairs, val_pairs, held = grouped_holdout(data.train_pairs, holdout, seed)
-    real = real_examples(train_pairs)
-    val = real_examples(val_pairs)
-    synthetic = synthetic_examples(selection.rows, data.misconceptions)
-    rule = MixRule(args.synth_per_misconception, args.synth_ratio, seed, args.synth_repeat)
-    examples, stats = mix(real, synthetic, rule, held)
-    repeated = f" (each x{stats['synthetic_repeat']})" if stats["synthetic_repeat"] > 1 else ""
-    held_out = (f"{len(held)} misconceptions held out ({len(val):,} validation rows)" if val
-                else "nothing held out (--holdout 0): no validation")
-    _log(f"data: {len(data.train_pairs):,} real pairs in {data_dir}; {held_out}; training on "
-         f"{stats['real']:,} real + {stats['synthetic_used']:,} synthetic rows{repeated}"
-         + (f" from {len(selection.versions)} version(s) of {store}: {', '.join(selection.versions) or 'none'}"
-            if store else " (no --store)"))
-    if stats["synthetic_dropped_held_out"]:
-        _log(f"data: {stats['synthetic_dropped_held_out']} synthetic rows of held-out misconceptions left out")
-
-    parent_seen = parent.get("lineage", {}).get("versions_seen", []) if parent else []
-    common = {
-        "data": {"real": {"data_dir": str(data_dir), "pairs": len(data.train_pairs), "train_rows": len(real)},
-                 "synthetic": selection.record(), "mix": {**rule.record(), **stats},
-                 "validation": {"fraction": holdout, "seed": seed, "misconceptions": len(held), "rows": len(val),
-                                "grouping": "MisconceptionId"}},
-        "lineage": {"resumed_from": str(resume) if resume else None,
-                    "parent_versions": parent["data"]["synthetic"]["versions"] if parent else [],
-                    "versions_seen": sorted(set(parent_seen) | set(selection.versions)),
-                    "parent_lineage": parent.get("lineage") if parent else None},
-        "command": ["python", "-m", "pipelines.train", *sys.argv[1:]],
-    }
-
-    rconf = RetrieverConfig(
-        base=str(resume / "retriever") if resume else args.retriever_base, epochs=args.epochs,
-        batch_size=args.batch_size, max_steps=args.max_steps or None, lr=args.lr,
-        hard_negatives=args.hard_negatives, negative_margin=args.negative_margin, eval_every=args.eval_every,
-        with_rationale=args.with_rationale, max_seq_length=args.max_seq_length, lora=args.lora, seed=seed)
-    rresult = train_retriever(examples, val, data.misconceptions, rconf, out / "retriever",
-                              progress=not args.no_progress, log=_log)
-    write_card(out / "retriever", {
-        "kind": "retriever", "finished": now_iso(),
-        "base": {"name": _retriever_name(rconf.base, rresult.base), "path": str(rresult.base), "kind": rresult.kind},
-        **common, "hyperparameters": {**rconf.record(), "base": str(rresult.base)}, "validation": rresult.history,
-        "timings": {"mine_and_first_validation_s": rresult.mine_seconds, "train_s": rresult.train_seconds,
-                    "steps": rresult.steps, "examples": rresult.examples,
-                    "examples_per_s": rresult.examples_per_second},
-    }, "Retriever for Eedi misconceptions")
-
-    rr_result = None
-    if not args.skip_reranker:
-        model, _, _ = load_encoder(out / "retriever", args.max_seq_length)
-        index = Index(model, data.misconceptions)
-
-        def rank(rows, k, exclude):
-            return index.rank([query_text(r, args.with_rationale) for r in rows], k, exclude)
-
-        parent_adapter = resume / "reranker" if resume and (resume / "reranker" / "adapter_config.json").is_file() \
-            else None
-        rrconf = RerankerConfig(
+    job = TrainJob(
+        out=out, data_dir=args.data_dir, store=Path(args.store) if args.store else None, versions=args.versions,
+        since=args.since, resume_from=Path(args.resume_from) if args.resume_from else None, holdout=args.holdout,
+        seed=args.seed, mix=MixRule(args.synth_per_misconception, args.synth_ratio, repeat=args.synth_repeat),
+        retriever=RetrieverConfig(
+            base=args.retriever_base, epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps or None,
+            lr=args.lr, hard_negatives=args.hard_negatives, negative_margin=args.negative_margin,
+            eval_every=args.eval_every, with_rationale=args.with_rationale, max_seq_length=args.max_seq_length,
+            lora=args.lora),
+        reranker=None if args.skip_reranker else RerankerConfig(
             base=args.reranker_base, steps=args.reranker_steps, groups_per_step=args.groups_per_step,
             negatives=args.negatives, lr=args.reranker_lr, max_tokens=args.reranker_max_tokens,
             lora_layers=args.lora_layers, with_rationale=args.with_rationale, eval_queries=args.rerank_eval,
-            scoring=args.reranker_kind, window=args.rerank_window, seed=seed)
-        if parent_adapter is not None:
-            _check_same_base(parent_adapter, rrconf.base, rrconf.scoring)
-        rr_result = train_reranker(examples, val, data.misconceptions, rank, rrconf, out / "reranker",
-                                   resume_from=parent_adapter, progress=not args.no_progress, log=_log)
-        write_card(out / "reranker", {
-            "kind": "reranker", "scoring": rrconf.scoring, "finished": now_iso(), "base": rr_result.base.record(),
-            "precision": rr_result.precision, "prompt_version": _prompt_version(rrconf.scoring),
-            "retriever": str(out / "retriever"), **common,
-            "hyperparameters": rrconf.record(),
-            "validation": [{"epoch": "-", "step": rr_result.steps,
-                            **{f"{who} {m}": v for who, res in rr_result.evaluation.items() if isinstance(res, dict)
-                               for m, v in res.items()}}] if rr_result.evaluation else [],
-            "losses": rr_result.losses, "trainable_parameters": rr_result.trainable_parameters,
-            "timings": rr_result.seconds,
-        }, "LLM reranker (LoRA adapter) for Eedi misconceptions")
-
-    _summary(out, rresult, rr_result, time.perf_counter() - started)
+            scoring=args.reranker_kind, window=args.rerank_window),
+        progress=not args.no_progress, command=["python", "-m", "pipelines.train", *sys.argv[1:]])
+    result = train_job(job, log=_log)
+    if result.retriever is not None:
+        _summary(out, result.retriever, result.reranker, time.perf_counter() - started)
     return 0
-
-
-def _retriever_name(spec: str | None, path: Path) -> str:
-    from embeddings import DEFAULT_EMBEDDER
-
-    return f"{DEFAULT_EMBEDDER} (embedded)" if spec is None else str(path)
-
-
-def _check_same_base(adapter: Path, spec: str, scoring: str) -> None:
-    from rankers.card import read_card
-    from rankers.reranker import resolve_base
-
-    card = read_card(adapter)
-    if card.get("scoring", "pointwise") != scoring:
-        raise TrainError(f"--reranker-kind {scoring}: the adapter in {adapter} is a {card.get('scoring', 'pointwise')} "
-                         "reranker; resume with the same kind")
-    theirs = card["base"]
-    mine = resolve_base(spec)
-    if (theirs.get("sha256"), theirs.get("name")) != (mine.sha256, mine.name):
-        raise TrainError(f"--reranker-base {spec}: the adapter in {adapter} was trained on {theirs.get('name')}; "
-                         "resume with the same base")
-
-
-def _prompt_version(scoring: str = "pointwise") -> str:
-    import prompts
-
-    return prompts.load("rerank_listwise" if scoring == "listwise" else "rerank").version
 
 
 def _summary(out: Path, r, rr, seconds: float) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from eedi import load_eedi, load_questions
 from eedi.splits import FoldSpec
-from pipelines.infer import newest_run
+from inference.build import newest_run
 from store import DatasetStore
 from tests.conftest import run_cli
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from pipelines.publish import PublishError, push_version, resolve_version
+from store.hub import PublishError, push_version, resolve_version
 from tests.conftest import run_cli
 from tests.fake_hub import FakeHub
 from tests.train_data import add_version, small_eedi
