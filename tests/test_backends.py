@@ -148,6 +148,7 @@ def test_a_server_that_cannot_load_the_model_is_a_one_line_error(tmp_path):
         LlamaServer(junk, alias="junk", log_dir=tmp_path).start()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--engine", "openai"], "error: engine 'openai' needs --base-url"),
     (["--engine", "vllm", "--model", "Qwen/Qwen2.5-0.5B-Instruct"], "error: vLLM is not installed: pip install"),

@@ -199,6 +199,7 @@ def test_a_reader_sees_every_stage_column_typed_whatever_the_shard(tmp_path):
     assert sorted(table.column("AnswerLength").to_pylist(), key=str) == [5, None]
 
 
+@pytest.mark.slow
 def test_pick_candidates_come_from_the_target_s_neighbours_or_from_what_retrieves_the_item(data_dir, embedder):
     from eedi import load_eedi
     from factory import Context

@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 
 from embeddings import ClusterParams, cluster_misconceptions
@@ -28,6 +29,7 @@ def test_noise_joins_a_close_cluster_or_becomes_a_singleton():
     assert [m[0] for m in c.members.values()] == sorted(m[0] for m in c.members.values())
 
 
+@pytest.mark.slow
 def test_real_clustering_is_complete_and_deterministic(data_dir):
     config = SynthConfig(data_dir=data_dir)
     first = prepare(config)
@@ -40,6 +42,7 @@ def test_real_clustering_is_complete_and_deterministic(data_dir):
     assert sum(len(m) for m in first.clustering.members.values()) == 2587  # ...and none is dropped
 
 
+@pytest.mark.slow
 def test_plan_targets_only_unseen_misconceptions_in_cluster_order(data_dir):
     config = SynthConfig(data_dir=data_dir, per_misconception=2, shots=4, mode="question")
     world = prepare(config)

@@ -35,6 +35,7 @@ def assert_valid(submission, pairs, misconceptions):
         assert set(ids) <= set(misconceptions)
 
 
+@pytest.mark.slow
 def test_infer_on_test_csv_writes_a_valid_submission(tmp_path, data_dir):
     out = tmp_path / "sub" / "submission.csv"
     r = run_cli("pipelines.infer", "--data-dir", str(data_dir), "--questions", str(data_dir / "test.csv"),
@@ -50,6 +51,7 @@ def test_infer_on_test_csv_writes_a_valid_submission(tmp_path, data_dir):
     assert not list(out.parent.glob(".*.tmp"))
 
 
+@pytest.mark.training
 def test_an_ensemble_of_two_retrievers_writes_a_valid_submission(tmp_path, data_dir):
     """--retriever twice, rank average: a valid submission and each member's share in the summary."""
     from rankers.retriever import load_encoder
@@ -70,6 +72,7 @@ def test_an_ensemble_of_two_retrievers_writes_a_valid_submission(tmp_path, data_
     assert bad.returncode == 2 and "--ensemble-weights: 2 positive numbers expected" in bad.stderr
 
 
+@pytest.mark.slow
 def test_labelled_questions_boost_and_streaming(tmp_path, data_dir):
     """A wide CSV with label columns (ignored), scored independently; a large boost fills the top with unseen ids."""
     train = pd.read_csv(data_dir / "train.csv", dtype=str, keep_default_na=False)
@@ -96,6 +99,7 @@ def test_labelled_questions_boost_and_streaming(tmp_path, data_dir):
     assert 0 < sum(ap) / len(ap) < 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["missing file", "missing column", "bad retriever", "bad boost", "bad fuse"])
 def test_user_mistakes_are_one_line_errors(tmp_path, data_dir, case):
     out = tmp_path / "s.csv"
@@ -238,6 +242,7 @@ def small_data(tmp_path, data_dir):
     return folder
 
 
+@pytest.mark.training
 def test_evaluate_writes_a_report_and_applies_the_leak_rule(tmp_path, small_data):
     data_dir = small_data
     data = load_eedi(data_dir)

@@ -44,6 +44,7 @@ def test_boost_adds_temperature_times_log_factor_to_unseen_scores():
     assert boosted(ids, scores, {1}, 0.5, 0.05) == [2, 1, 3]
 
 
+@pytest.mark.slow
 def test_misconception_embeddings_are_cached_per_retriever(data, retriever, tmp_path_factory):
     assert not retriever.cached and retriever.cache_file.is_file()
     again = Retriever(None, data.misconceptions, cache=retriever.cache_file.parents[1])
@@ -55,6 +56,7 @@ def test_misconception_embeddings_are_cached_per_retriever(data, retriever, tmp_
     assert not other.cached and other.cache_file != retriever.cache_file
 
 
+@pytest.mark.slow
 def test_ranking_streams_in_batches_and_boost_favours_unseen(data, retriever):
     pairs = data.train_pairs[:40]
     whole = list(rank_rows(pairs, retriever, data.misconceptions, k=25, batch_size=256))
@@ -104,6 +106,7 @@ def test_leak_rule(data):
         (keys0 <= hidden_of(str(construct0)))
 
 
+@pytest.mark.slow
 def test_hidden_fold_targets_its_misconceptions_and_never_shows_its_rows(data_dir):
     spec = FoldSpec("MisconceptionId", 5, 0, 1)
     config = SynthConfig(data_dir=data_dir, hide_fold=spec, shots=5)
@@ -168,6 +171,7 @@ def test_paired_interval_brackets_the_mean_difference():
     assert 0 < lo < 0.0875 < hi
 
 
+@pytest.mark.slow
 def test_condition_variants_report_seen_and_unseen_pairs(data, retriever):
     folds = make_folds(data.train_pairs, EvalConfig(schemes=["ConstructId"], folds=5, only_folds=[0]))
     fold = folds[0]

@@ -48,6 +48,7 @@ def update(folder, module: str):
     return config["lora_alpha"] / config["r"] * b @ a
 
 
+@pytest.mark.training
 def test_merged_adapter_is_the_mean_update_and_loads_and_scores(tmp_path, tiny_qwen):
     from inference import Reranker
 
@@ -69,6 +70,7 @@ def test_merged_adapter_is_the_mean_update_and_loads_and_scores(tmp_path, tiny_q
     assert len(scores) == 3 and all(math.isfinite(s) and s <= 0 for s in scores)
 
 
+@pytest.mark.training
 def test_adapters_of_another_base_or_kind_are_one_line_errors(tmp_path, tiny_qwen):
     other = tmp_path / "other-base"
     shutil.copytree(tiny_qwen, other)  # the same weights under another name: another base to the card

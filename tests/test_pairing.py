@@ -2,6 +2,8 @@
 bases, rows the trainers and the query text accept; and ``pipelines.evaluate --control pairing``."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 import factory
@@ -16,6 +18,7 @@ from trainers.data import read_synthetic, synthetic_examples
 FOLD = ["--hide-fold", "0", "--folds", "10"]
 
 
+@pytest.mark.slow
 def test_pairing_rows_label_the_distractor_planners_bases_with_no_llm(tmp_path, data_dir):
     store = tmp_path / "control"
     args = ["pipelines.synth", "--mode", "pairing", "--cluster", "all", *FOLD, "--store", str(store),
@@ -60,6 +63,7 @@ def test_pairing_refuses_checks_that_read_a_wrong_answer(tmp_path, data_dir):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.training
 def test_evaluate_reports_each_store_against_real_rows_and_the_pairing_control(tmp_path, small_data):  # noqa: F811
     from eedi import load_eedi
 

@@ -75,6 +75,7 @@ def _one_line_error(cp) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_offline_missing_token_refused_and_bad_input_fail_in_one_line(store, tmp_path):
     root, v1, _ = store
     no_saved_token = {"HF_HOME": str(tmp_path / "hf-home"), "HF_TOKEN": ""}
@@ -120,6 +121,7 @@ def test_the_version_to_push_is_chosen_like_the_trainers_versions(store, tmp_pat
         resolve_version(empty, "latest")
 
 
+@pytest.mark.slow
 def test_synth_push_to_hub_checks_repo_and_token_before_the_run(tmp_path):
     cp = run_cli("pipelines.synth", "--help")
     assert cp.returncode == 0 and "--push-to-hub ORG/NAME" in cp.stdout

@@ -76,6 +76,7 @@ def kill_a_busy_worker(proc, timeout: float = 600) -> int:
     pytest.fail("no worker ran a task:\n" + (proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ""))
 
 
+@pytest.mark.ray
 @pytest.mark.llm
 def test_ray_run_survives_killed_driver_and_worker_and_makes_the_local_rows(tmp_path, data_dir, small_cluster,
                                                                            ray_cluster):

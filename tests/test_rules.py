@@ -1,3 +1,4 @@
+import pytest
 from eedi.answers import check_options
 from judges import NearDuplicateIndex
 
@@ -8,6 +9,7 @@ def test_option_rules():
     assert check_options("5/6", "2/5", ["2/5", "1/5"]) == "options not distinct"
 
 
+@pytest.mark.slow
 def test_near_duplicates_of_real_and_earlier_questions_are_rejected(embedder, data_dir):
     from eedi import load_eedi
 

@@ -66,6 +66,7 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
     (["--cluster", "all", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
      "error: --ray-address 127.0.0.1:1: cannot connect to Ray"),
 ])
+@pytest.mark.slow
 def test_bad_choices_are_one_line_errors(tmp_path, data_dir, args, message):
     result = synth(data_dir, tmp_path / "s", *args, timeout=300)
     assert result.returncode == 2, result.stderr[-2000:]
@@ -73,6 +74,7 @@ def test_bad_choices_are_one_line_errors(tmp_path, data_dir, args, message):
     assert "rows made so far" not in result.stderr  # nothing was made: no promise of kept rows
 
 
+@pytest.mark.slow
 def test_a_check_of_ones_own_brings_its_flag_and_a_bad_one_is_one_line(tmp_path, data_dir):
     from tests.conftest import run_cli
 
@@ -91,6 +93,7 @@ def test_a_check_of_ones_own_brings_its_flag_and_a_bad_one_is_one_line(tmp_path,
     assert old.returncode == 2 and "must be at least 1" in old.stderr  # the old spelling still works
 
 
+@pytest.mark.slow
 def test_bad_misconception_file_and_unwritable_store_are_one_line_errors(tmp_path, data_dir):
     bad = tmp_path / "ids.txt"
     bad.write_text("12\nforty\n")
@@ -102,6 +105,7 @@ def test_bad_misconception_file_and_unwritable_store_are_one_line_errors(tmp_pat
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_damaged_request_cache_is_refused_in_one_line_before_any_llm_call(tmp_path, data_dir):
     from tests.test_cache import filled_cache
 
@@ -119,6 +123,7 @@ def test_a_damaged_request_cache_is_refused_in_one_line_before_any_llm_call(tmp_
     assert not list((tmp_path / "s" / "versions").glob("*.json"))
 
 
+@pytest.mark.slow
 def test_list_clusters_escapes_tabs_and_newlines_in_names(tmp_path, data_dir):
     from tests.train_data import small_eedi
 
@@ -149,6 +154,7 @@ def test_listed_misconceptions_that_are_not_targets_are_skipped_with_a_warning(d
         world.chosen_targets(SynthConfig(data_dir=data_dir, misconceptions=[seen]), io.StringIO())
 
 
+@pytest.mark.slow
 def test_distractor_bases_fit_and_avoid_the_hidden_fold(data_dir):
     from eedi.splits import FoldSpec
 

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import run_cli
 from tests.train_data import add_version, make_tiny_qwen, small_eedi
 
+pytestmark = pytest.mark.training  # every test here trains a model (or checks the training CLI's errors)
+
 
 @pytest.fixture(scope="module")
 def tiny_qwen(tmp_path_factory) -> Path:

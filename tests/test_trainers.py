@@ -187,6 +187,7 @@ def test_batches_never_repeat_a_misconception(eedi):
         assert len(ids) == len(set(ids)) and len(batch) <= 32
 
 
+@pytest.mark.training
 def test_retriever_trains_validates_and_saves_a_loadable_folder(tmp_path, eedi):
     from sentence_transformers import SentenceTransformer
 
@@ -218,6 +219,7 @@ def test_retriever_trains_validates_and_saves_a_loadable_folder(tmp_path, eedi):
     assert loaded.encode(["Believes a half is 0.2"]).shape == (1, 384)
 
 
+@pytest.mark.training
 def test_llm_retriever_with_lora_and_last_token_pooling(tmp_path, eedi, tiny_qwen):
     from sentence_transformers import SentenceTransformer
 
@@ -240,6 +242,7 @@ def test_llm_retriever_with_lora_and_last_token_pooling(tmp_path, eedi, tiny_qwe
 
 # ---------- reranker ----------
 
+@pytest.mark.training
 def test_reranker_prompt_score_train_save_and_resume(tmp_path, eedi, tiny_qwen):
     import torch
     from peft import PeftModel
