@@ -5,7 +5,8 @@ from factory.checks import CHECKS
 from factory.config import DEFAULT_CHECKS, RATIONALES, SynthConfig
 from factory.context import Context, Item, Reject
 from factory.engine import Engine, checks_key, checks_key_of_config
-from factory.modes import DEFAULT_MODE, MODES, Mode, stages_for
+from factory.modes import DEFAULT_MODE, MODES, Mode
+from factory.stages import stages_for
 from factory.plan import item_key, item_seed, plan
 from factory.runner import RunFailed, run
 from factory.world import ConfigError, World, list_clusters, prepare

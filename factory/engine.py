@@ -20,7 +20,7 @@ from typing import Any
 
 from factory.config import SynthConfig
 from factory.context import Context, Item
-from factory.modes import stages_for
+from factory.stages import stages_for
 from factory.plan import item_key
 from factory.report import Progress
 from factory.world import World

@@ -1,8 +1,8 @@
 """The factory's modes: what an item is, how targets are planned, which stages run, and the defaults.
 
 A mode is one ``Mode`` value in ``MODES``; ``pipelines.synth --mode`` offers them all, its help and the
-defaults come from here, and ``stages_for`` builds a run's stage list from the mode's stages around the
-chosen checks (``factory.checks``). To add a mode: write its stages (``generators/``), add one ``Mode``
+defaults come from here, and ``factory.stages.stages_for`` builds a run's stage list from the mode's stages
+around the chosen checks (``factory.checks``). To add a mode: write its stages (``generators/``), add one ``Mode``
 below (docs/extending.md).
 
     question:   generate -> [checks] -> teach -> near-duplicate
@@ -13,15 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from generators import DistractorWriter, QuestionGenerator, RationaleWriter
 from generators.distractor import WorkingAsRationale
 from generators.pairing import PairRealQuestion
 from judges.rules import NearDuplicates, RepeatedDistractors
-
-if TYPE_CHECKING:
-    from factory.config import SynthConfig
 
 
 @dataclass(frozen=True)
@@ -32,10 +29,10 @@ class Mode:
     per_misconception: int  # items per target by default
     bases: bool  # each item keeps a real base question (factory.plan.BasePicker): its k-th item the k-th base
     wrong_answer: bool  # its rows carry a wrong answer (checks solve, pick and judge read one)
-    before: Callable[["SynthConfig"], list]  # the stages before the checks
-    after: Callable[["SynthConfig"], list]  # the stages after them
+    before: Callable[[Any], list]  # the stages before the checks
+    after: Callable[[Any], list]  # the stages after them
 
-    def stages(self, config: "SynthConfig", checks: list) -> list:
+    def stages(self, config: Any, checks: list) -> list:  # config: a factory.config.SynthConfig
         return [*self.before(config), *checks, *self.after(config)]
 
 
@@ -63,30 +60,3 @@ PAIRING = Mode(
 MODES: dict[str, Mode] = {m.name: m for m in (DISTRACTOR, QUESTION, PAIRING)}
 DEFAULT_MODE = "distractor"
 
-
-def stages_for(config: "SynthConfig") -> list:
-    """The run's stages, in order."""
-    from factory.checks import CheckError, build_check
-    from factory.world import ConfigError
-
-    try:
-        checks = [build_check(name, config.check_settings) for name in config.effective_checks()]
-    except CheckError as e:
-        raise ConfigError(f"--checks: {e}") from None
-    wrong = next((c for c in checks if c.modes and config.mode not in c.modes), None)
-    if wrong is not None:
-        raise ConfigError(f"--checks {wrong.name} is for --mode {' or '.join(wrong.modes)} ({wrong.modes_why})")
-    return MODES[config.mode].stages(config, checks)
-
-
-def all_stage_columns() -> dict[str, str]:
-    """Every column any stage may write, so every version of a store shares one schema."""
-    from factory.checks import BUILT_IN
-    from factory.config import SynthConfig
-
-    config = SynthConfig(data_dir=None)  # type: ignore[arg-type]
-    stages = [*(s for mode in MODES.values() for s in mode.stages(config, [])), *BUILT_IN]
-    columns: dict[str, str] = {}
-    for stage in stages:
-        columns.update(stage.columns)
-    return columns

@@ -37,7 +37,7 @@ from typing import Iterator, TextIO
 
 from factory.config import SynthConfig
 from factory.engine import Engine, RunData, TaskResult, make_context, open_backends
-from factory.modes import stages_for
+from factory.stages import stages_for
 from generators import Target
 from llm import BackendError, BackendOptions, BackendPool, ReplayCache, RequestCache, cache_dir
 

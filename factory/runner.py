@@ -19,7 +19,7 @@ from factory.context import Item
 from factory.engine import (Engine, RunData, check_templates, checks_key, make_context, open_backends,
                             usage_by_model)
 from factory.executors import Executor, LocalExecutor
-from factory.modes import all_stage_columns, stages_for
+from factory.stages import all_stage_columns, stages_for
 from factory.plan import item_key, plan
 from factory.report import Progress, summary_table
 from factory.world import World, prepare

@@ -201,7 +201,7 @@ def test_infer_reranks_listwise_through_a_server_started_by_hand(tmp_path, data_
 
 def write_synthetic_version(store_path, data, spec: FoldSpec | None, n: int):
     """A store version whose rows copy real pairs of the spec's fold (stand-ins for generated items)."""
-    from factory.modes import all_stage_columns
+    from factory.stages import all_stage_columns
 
     rest, held = spec.split(data.train_pairs) if spec else (data.train_pairs, data.train_pairs)
     store = DatasetStore.open(store_path, all_stage_columns())  # the columns the factory writes

@@ -67,7 +67,7 @@ def store_row(version: str, i: int, pair, misconceptions: dict[int, str], score:
 def add_version(store_root: Path, data_dir: Path, start: int, count: int, rejected: int = 1,
                 status: str = "complete") -> str:
     """Add a version with ``count`` kept rows (made from real pairs ``start``..) and ``rejected`` rejects."""
-    from factory.modes import all_stage_columns
+    from factory.stages import all_stage_columns
 
     data = load_eedi(data_dir)
     store = DatasetStore.open(store_root, all_stage_columns())
