@@ -68,6 +68,13 @@ def options_of(base) -> list[str]:
     return [base.IncorrectAnswerText, *base.OtherAnswerTexts]
 
 
+def base_columns(base) -> dict:
+    """The columns a row keeps of its real base question (distractor and pairing modes)."""
+    return dict(SubjectName=base.SubjectName, ConstructName=base.ConstructName, QuestionText=base.QuestionText,
+                CorrectAnswerText=base.CorrectAnswerText, OtherAnswerTexts=options_of(base),
+                BaseQuestionId=base.QuestionId)
+
+
 def closed_question(base) -> bool:
     """Whether a real question's four answers are a closed set of words or pictures ("Only Tom", "Acute",
     an image): none holds a number or LaTeX, so a new wrong answer unlike all four hardly exists."""
@@ -114,11 +121,7 @@ class DistractorWriter(TemplateStep):
 
         outcomes = ctx.ask(self, [it.target for it in items], check=rules)
         for it, out in zip(items, outcomes):
-            base = it.target.base
-            it.row.update(SubjectName=base.SubjectName, ConstructName=base.ConstructName,
-                          QuestionText=base.QuestionText, CorrectAnswerText=base.CorrectAnswerText,
-                          OtherAnswerTexts=options_of(base), BaseQuestionId=base.QuestionId,
-                          Attempts=out.attempts)
+            it.row.update(base_columns(it.target.base), Attempts=out.attempts)
             if out.value is not None:
                 it.row.update(IncorrectAnswerText=out.value.answer, PupilWorking=out.value.working)
             if not out.ok:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.distractor import options_of
+from generators.distractor import base_columns
 from llm.stage import Stage
 
 
@@ -21,8 +21,4 @@ class PairRealQuestion(Stage):
 
     def run(self, items: list[Any], ctx: Any) -> None:
         for it in items:
-            base = it.target.base
-            it.row.update(SubjectName=base.SubjectName, ConstructName=base.ConstructName,
-                          QuestionText=base.QuestionText, CorrectAnswerText=base.CorrectAnswerText,
-                          OtherAnswerTexts=options_of(base), BaseQuestionId=base.QuestionId,
-                          IncorrectAnswerText="", Rationale="", Attempts=0)
+            it.row.update(base_columns(it.target.base), IncorrectAnswerText="", Rationale="", Attempts=0)

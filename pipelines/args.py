@@ -8,6 +8,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from llm.stage import number
 
 
 class UsageError(Exception):
@@ -35,24 +38,24 @@ def weight(value: str) -> float:
     return w
 
 
+def argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """A parser that raises ValueError with the reason (``llm.stage.number``, an ``Option.parse``) as an argparse
+    type: the reason becomes the flag's one-line error."""
+    def convert(value: str):
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
 def number_in(lo: float | None = None, hi: float | None = None, kind: type = float,
               why: str = "") -> Callable[[str], float]:
     """An argparse type: a number (``kind``: float or int) within [lo, hi] (None: no bound); ``why`` says
     what the bound is for, in the message."""
-    def parse(value: str):
-        try:
-            x = kind(value)
-        except ValueError:
-            kind_name = "whole number" if kind is int else "number"
-            raise argparse.ArgumentTypeError(f"expected a {kind_name}, got {value!r}") from None
-        if not ((lo is None or x >= lo) and (hi is None or x <= hi) and x == x):  # x == x: not NaN
-            bound = (f"in [{lo:g}, {hi:g}]" if lo is not None and hi is not None
-                     else f"at least {lo:g}" if lo is not None else f"at most {hi:g}")
-            raise argparse.ArgumentTypeError(f"must be {bound}{f' ({why})' if why else ''}, got {value}")
-        return x
-
-    parse.__name__ = kind.__name__
-    return parse
+    return argparse_type(number(kind, lo, hi, why=why))
 
 
 def repeat(value: str) -> int | None:

@@ -36,7 +36,7 @@ from factory.modes import DEFAULT_MODE, MODES
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, MIN_N_CTX, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
-from pipelines.args import FOLD_BY, add_fold_args, count, number_in, positive, run_main
+from pipelines.args import FOLD_BY, add_fold_args, argparse_type, count, number_in, positive, run_main
 from prompts import TemplateError
 from store import StoreError
 from store.hub import PublishError, check_access, push_version
@@ -64,18 +64,6 @@ def _checks_arg(value: str) -> list[str]:
         return list(dict.fromkeys(check_class(n).name if ":" not in n else n for n in names))
     except CheckError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _option_type(parse):
-    """An ``llm.stage.Option.parse`` as an argparse type: its ValueError becomes the flag's one-line error."""
-    def convert(text: str):
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
-
-    convert.__name__ = getattr(parse, "__name__", "value")
-    return convert
 
 
 def _checks_named(argv: list[str] | None) -> list[str]:
@@ -234,7 +222,7 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
         shown = option.help if option.default is None or "(default" in option.help else \
             f"{option.help} (default {option.default:g})" if isinstance(option.default, float) else \
             f"{option.help} (default {option.default})"
-        q.add_argument(option.flag, *option.aliases, dest=_dest(cls, option), type=_option_type(option.parse),
+        q.add_argument(option.flag, *option.aliases, dest=_dest(cls, option), type=argparse_type(option.parse),
                        default=option.default, metavar=option.metavar, help=shown)
     q.add_argument("--max-attempts", type=positive, default=3, metavar="N",
                    help="LLM answers tried per step when the output is invalid or breaks a rule "
