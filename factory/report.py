@@ -11,11 +11,12 @@ from llm import Usage
 
 
 class Progress:
-    def __init__(self, total: int, usage: dict[str, Usage], enabled: bool = True, stream: TextIO = sys.stderr):
+    def __init__(self, total: int, usage: dict[str, Usage], enabled: bool = True, stream: TextIO = sys.stderr,
+                 unit: str = "item", desc: str = "synth"):
         self.usage = usage
         self.counts: Counter[str] = Counter()
-        self.bar = tqdm(total=total, unit="item", file=stream, disable=not enabled, dynamic_ncols=True,
-                        mininterval=1.0 if stream.isatty() else 10.0, desc="synth")
+        self.bar = tqdm(total=total, unit=unit, file=stream, disable=not enabled, dynamic_ncols=True,
+                        mininterval=1.0 if stream.isatty() else 10.0, desc=desc)
 
     def update(self, outcome: str) -> None:
         self.counts["kept" if outcome == "kept" else "rejected"] += 1

@@ -7,6 +7,7 @@ Examples:
   python -m pipelines.synth --cluster 12 --mode question --checks solve,pick --limit 20
   python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store   # evaluation data
   python -m pipelines.synth --cluster all --mode pairing --store control      # the LLM-free control, seconds
+  python -m pipelines.synth --misconception-cards --store synth-store         # a card for every misconception
 
   python -m pipelines.synth --cluster all --base-url http://127.0.0.1:8000/v1 --concurrency 16
   python -m pipelines.synth --cluster all --engine vllm --model Qwen/Qwen2.5-7B-Instruct
@@ -111,6 +112,11 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
                            "misconception that is not a target (see --min-real-rows) is skipped with a warning")
     what.add_argument("--mode", choices=list(MODES), default=DEFAULT_MODE,
                       help="; ".join(f"{m.name}: {m.summary}" for m in MODES.values()) + f" (default {DEFAULT_MODE})")
+    what.add_argument("--misconception-cards", action="store_true",
+                      help="instead of rows, the teacher (--teacher-model) writes a card for every misconception "
+                           "(or those of --misconception/--misconceptions): a short explanation and one worked "
+                           "wrong example, from the name alone, into the store's config 'cards'; train and "
+                           "evaluate use them with --cards STORE")
     what.add_argument("--list-clusters", action="store_true",
                       help="print each cluster's id, size, real rows, targets and a few names, then exit")
     what.add_argument("--per-misconception", type=positive, metavar="N",
@@ -298,6 +304,9 @@ def run(args: argparse.Namespace) -> int:
         if args.list_clusters:
             factory.list_clusters(factory.prepare(config), config.min_real_rows)
             return 0
+        if args.misconception_cards:
+            record = factory.write_cards(config)
+            return 0 if record["status"] in ("complete", "nothing to do") else 1
         if args.push_to_hub:  # check the repository id, the token and the Hub before the run, push after it
             check_access(args.push_to_hub)
         record = factory.run(config)
@@ -323,7 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = parser.parse_args(argv)
     args.plugins = plugins
-    if not args.list_clusters and not (args.cluster or args.misconception or args.misconceptions):
+    if args.misconception_cards:
+        if args.cluster and "all" not in args.cluster:
+            parser.error("--misconception-cards writes one card per misconception: choose them with --misconception "
+                         "or --misconceptions, not --cluster (none of these: every misconception)")
+        if args.push_to_hub or args.list_clusters:
+            parser.error("--misconception-cards: no --push-to-hub or --list-clusters (push cards with "
+                         "python -m pipelines.publish, which sends them with a version)")
+    elif not args.list_clusters and not (args.cluster or args.misconception or args.misconceptions):
         parser.error("choose what to make: --cluster ID (repeatable) or --cluster all, --misconception ID, "
                      "--misconceptions FILE; or --list-clusters")
     if args.shots < 0:

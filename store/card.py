@@ -19,6 +19,10 @@ columns (`SolverAnswer`, `PickProbability`/`PickRank`, `RoundTripRank`,
 - split `rejected`: items that failed parsing, a rule or a check, with
   `RejectStage`, `RejectReason` and the raw LLM output.
 
+The config `cards` holds the teacher's misconception cards: one short explanation and a worked wrong
+example per misconception (`Card`, with `TeacherModel` and `PromptVersion`; a row with a
+`RejectReason` is a card the teacher failed to write).
+
 Every row records its provenance: `GeneratorModel`, `SolverModel`,
 `JudgeModel`, `TeacherModel`, `PromptVersion`, `ClusterId`, `Seed`, `Version`,
 and the real pairs shown as examples (`ShotIds`). `versions/<Version>.json`
@@ -31,17 +35,22 @@ kept = load_dataset("path/to/store", split="train")
 """
 
 
-def render_card(shards: dict[str, list[str]], versions: list[dict]) -> str:
-    """``shards``: split -> shard paths relative to the store root.
+def render_card(shards: dict[str, list[str]], versions: list[dict], cards: list[str] = ()) -> str:
+    """``shards``: split -> shard paths relative to the store root; ``cards``: the misconception cards' shards
+    (``store.cards``), declared as the config ``cards``.
 
     The shards are listed one by one rather than as a glob: `datasets` keys its
     cache on the card's data_files, so a glob would keep serving the rows it
     first saw after a new version adds shards.
     """
-    lines = ["---", "configs:", "- config_name: default", "  data_files:"]
+    lines = ["---", "configs:"]
+    if any(shards.values()) or not cards:
+        lines += ["- config_name: default", "  data_files:"]
     for split, files in shards.items():
         if files:
             lines += [f"  - split: {split}", "    path:"] + [f"    - {f}" for f in files]
+    if cards:
+        lines += ["- config_name: cards", "  data_files:", "  - split: train", "    path:"] + [f"    - {f}" for f in cards]
     lines += ["license: other", "task_categories:", "- text-retrieval", "language:", "- en",
               "tags:", "- synthetic", "- education", "- mathematics", "- misconceptions", "---", ""]
     body = [CARD_INTRO, "## Versions", "",

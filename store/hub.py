@@ -2,7 +2,8 @@
 
 - ``resolve_version``: the version to push (an id or ``latest``, chosen by ``store.versions``) and every
   usable version up to it;
-- ``plan``: the commit's files (shards, each read in full first, version records, the dataset card);
+- ``plan``: the commit's files (shards, each read in full first, version records, the misconception cards,
+  the dataset card);
 - ``check_access``: before a long run that ends in a push, the repository id, the token and the Hub's answer;
 - ``push_version``: the push itself (create the repository, one commit, one tag).
 
@@ -17,7 +18,7 @@ import re
 from pathlib import Path
 
 from store.card import render_card
-from store.store import SPLITS, DatasetStore, StoreError, check_shard
+from store.store import CARDS_DIR, SPLITS, DatasetStore, StoreError, card_shards, check_shard
 from store.versions import choose_versions, is_running, version_records
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -82,7 +83,17 @@ def plan(store: Path, version: str, records: list[dict]) -> dict[str, Path | byt
                 files[f"data/{path.name}"] = path
                 shards[split].append(f"data/{path.name}")
         files[f"versions/{record['id']}.json"] = store / "versions" / f"{record['id']}.json"
-    files["README.md"] = render_card(shards, records).encode("utf-8")
+    cards = []  # the misconception cards (store.cards), all of them: they belong to no row version
+    for path in card_shards(store):
+        try:
+            check_shard(path)
+        except StoreError as e:
+            raise PublishError(str(e)) from None
+        files[f"{CARDS_DIR}/{path.name}"] = path
+        cards.append(f"{CARDS_DIR}/{path.name}")
+    for path in sorted((store / CARDS_DIR / "runs").glob("*.json")):
+        files[f"{CARDS_DIR}/runs/{path.name}"] = path
+    files["README.md"] = render_card(shards, records, cards).encode("utf-8")
     return files
 
 

@@ -89,6 +89,11 @@ def schema_with(columns: dict[str, str] | None = None) -> pa.Schema:
 
 
 SCHEMA = schema_with()
+CARDS_DIR = "cards"  # the misconception cards' shards (store.cards)
+
+
+def card_shards(root: Path) -> list[Path]:
+    return sorted((Path(root) / CARDS_DIR).glob("cards-*.parquet"))
 COLUMNS = tuple(SCHEMA.names)
 
 
@@ -246,7 +251,8 @@ class DatasetStore:
         from store.card import render_card
 
         shards = {s: [f"data/{p.name}" for p in self.shard_files(s)] for s in SPLITS}
-        write_atomic(self.root / "README.md", render_card(shards, self.versions()))
+        cards = [f"{CARDS_DIR}/{p.name}" for p in card_shards(self.root)]
+        write_atomic(self.root / "README.md", render_card(shards, self.versions(), cards))
 
 
 def reject_category(stage: str, reason: str) -> str:
