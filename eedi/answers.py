@@ -64,6 +64,7 @@ def normalise(answer: str) -> str:
     """A canonical text form of an answer (lower case, no spaces, LaTeX reduced)."""
     s = _DELIMITERS.sub("", str(answer)).strip()
     s = _TEXT.sub(r"\1", s)
+    s = s.replace("~", " ").replace("²", "^2").replace("³", "^3")  # \mathrm{~cm}^{2} and cm² alike
     for _ in range(3):  # nested fractions
         s = _FRAC.sub(r"(\1)/(\2)", s)
     s = _FRAC_SHORT.sub(r"(\1)/(\2)", s)

@@ -12,6 +12,10 @@ Conditions, on the same folds and seeds:
   (mixed by ``trainers.data.mix``); ``real+<version>x<R>`` uses each synthetic row R times per
   epoch, where ``real+<version>`` uses the mixing rule's auto repeat (``EvalConfig.repeats``).
 
+With misconception cards (``run_evaluation(cards=...)``), every condition also runs as ``<condition>+cards``: the
+same training rows, the retriever's documents the names with their cards (``rankers.documents``), so the report
+gives what the cards add to each.
+
 Each ranked with and without the reranker, and with each unseen boost.  Pairs are reported
 all together, for misconceptions seen in the fold's real training rows, and for unseen ones.
 
@@ -41,12 +45,14 @@ from eedi import Pair
 from eedi.metrics import average_precision_at_k
 from eedi.splits import FoldSpec, group_folds
 from inference.build import build_reranker, load_retriever
+from rankers.documents import cards_digest, documents
 from inference.ranking import DEFAULT_FUSE, Memoized, Reranker, Retriever, rerank
 from store.files import write_json_atomic
 from trainers.data import Example, MixRule, mix, real_examples, synthetic_examples
 from trainers.retriever import RetrieverConfig, train_retriever
 
 GROUPS = ("all", "seen", "unseen")
+CARDS = "+cards"  # the suffix of a condition whose retriever documents carry the misconception cards
 DEPTH = 100  # rankings are kept to recall@100
 
 
@@ -219,11 +225,15 @@ def make_folds(pairs: list[Pair], config: EvalConfig) -> list[Fold]:
 
 def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic: dict[str, list[dict]],
                    config: EvalConfig, report: Path, log: Callable[[str], None] = print,
-                   progress: bool = True, cache: Path | None = None) -> list[dict]:
+                   progress: bool = True, cache: Path | None = None,
+                   cards: dict[int, str] | None = None) -> list[dict]:
     """Train and score every (fold, condition); returns one result record per (fold, condition).
 
-    ``cache``: where the base retriever's misconception embeddings are cached (trained ones are new each time).
+    ``cache``: where the base retriever's misconception embeddings are cached (trained ones are new each time);
+    ``cards``: misconception cards, for a ``+cards`` twin of every condition.
     """
+    card_docs = documents(misconceptions, cards) if cards else None
+    card_stamp = cards_digest(cards)
     folds = make_folds(pairs, config)  # a fold count the rows cannot honour stops here, before any file is written
     runs = report / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -247,11 +257,19 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
             counts[name] = stats["synthetic_used"]
             log(f"{fold.name} {name}: {len(ok)} of {len(synthetic[version])} synthetic rows admissible "
                 f"(leak rule), {stats['synthetic_used']} used, each x{stats['synthetic_repeat']}")
+        if cards:
+            for name in list(conditions):
+                conditions[f"{name}{CARDS}"], counts[f"{name}{CARDS}"] = conditions[name], counts[name]
+                if name in rules:
+                    rules[f"{name}{CARDS}"] = rules[name]
         scores = None
         done_here: dict[str, dict] = {}
         for name, examples in conditions.items():
             file = runs / f"{fold.name}-{_slug(name)}.json"
-            digest = rows_digest(examples)
+            with_cards = name.endswith(CARDS)
+            docs = card_docs if with_cards else misconceptions
+            digest = rows_digest(examples) + (f"+cards:{card_stamp}" if with_cards else "")
+            real = f"real{CARDS}" if with_cards else "real"
             stamp = config.fingerprint(name, rules.get(name), digest)
             if file.is_file():
                 done = json.loads(file.read_text())
@@ -260,9 +278,9 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                     results.append(done)
                     done_here[name] = done
                     continue
-            if name != "real" and counts[name] == 0 and "real" in done_here:
+            if name != real and not name.startswith("zero-shot") and counts[name] == 0 and real in done_here:
                 # no admissible synthetic row: the same training data as "real", so the same model
-                record = {**done_here["real"], "condition": name, "same_as": "real", "fingerprint": stamp}
+                record = {**done_here[real], "condition": name, "same_as": real, "fingerprint": stamp}
                 _write_json(file, record)
                 log(f"{fold.name} {name}: no admissible synthetic row, same as real")
                 results.append(record)
@@ -274,9 +292,10 @@ def run_evaluation(pairs: list[Pair], misconceptions: dict[int, str], synthetic:
                 train_seconds = 0.0
             else:
                 retriever_path, train_seconds = folder, _train_or_reuse(
-                    examples, misconceptions, config, folder, config.training_fingerprint(name, rules.get(name), digest),
+                    examples, docs, config, folder, config.training_fingerprint(name, rules.get(name), digest),
                     progress, lambda m: log(f"{fold.name} {name}: {m}"))
-            retriever = load_retriever(retriever_path, misconceptions, cache=cache if examples is None else None)
+            retriever = load_retriever(retriever_path, misconceptions, cache=cache if examples is None else None,
+                                       cards=cards if with_cards else {})
             if config.reranker and scores is None:
                 if reranker is None:
                     log(f"reranker: loading {config.reranker} ({config.reranker_kind})")

@@ -5,7 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from evaluation.crossval import DEPTH, covered_uplift, summarise, uplift
+from evaluation.crossval import CARDS, DEPTH, covered_uplift, summarise, uplift
 
 CONTROL = "real+control"  # evaluation.control: the LLM-free pairing rows
 
@@ -95,6 +95,35 @@ def plot_cluster_uplift(per_cluster: dict[int, tuple[float, int]], path: Path, t
     plt.close(fig)
 
 
+def _lift_line(results: list[dict], condition: str, baseline: str, k: int) -> list[str]:
+    out = []
+    for scheme, deltas in uplift(results, condition, baseline).items():
+        mean = statistics.fmean(deltas)
+        sd = statistics.stdev(deltas) if len(deltas) > 1 else 0.0
+        out.append(f"- {condition} − {baseline}, {SCHEME_NAMES.get(scheme, scheme)}, unseen MAP@{k} "
+                   f"(retriever, no boost): per fold {', '.join(f'{d:+.4f}' for d in deltas)}; "
+                   f"mean {mean:+.4f} ± {sd:.4f} (sd over {len(deltas)} folds)")
+    return out
+
+
+def _cards_section(results: list[dict], synthetic: list[str], k: int) -> list[str]:
+    """What the misconception cards add to each condition (the same training rows, documents with cards)."""
+    present = {r["condition"] for r in results}
+    pairs = [(c + CARDS, c) for c in ["zero-shot", "real", *synthetic] if c + CARDS in present]
+    if not pairs:
+        return []
+    lines = ["", "## Misconception cards", "",
+             "Each `+cards` condition is its twin trained on the same rows, with every misconception's card "
+             "appended to its name in training and ranking."]
+    for with_cards, without in pairs:
+        lines += _lift_line(results, with_cards, without, k)
+    for condition in synthetic:  # the synthetic rows' lift when both sides have cards
+        lines += _lift_line(results, condition + CARDS, "real" + CARDS, k)
+        if condition != CONTROL and CONTROL in synthetic:
+            lines += _lift_line(results, condition + CARDS, CONTROL + CARDS, k)
+    return lines
+
+
 def write_report(results: list[dict], report: Path, config_record: dict, header: list[str],
                  cluster_of: dict[str, int], k: int = 25) -> Path:
     """Write report.md, results.json, map_by_condition.png, uplift_by_cluster.png; returns report.md."""
@@ -104,7 +133,8 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
     (report / "results.json").write_text(json.dumps({"config": config_record, "summary": rows, "runs": results},
                                                     indent=1, default=str) + "\n")
     plot_map(rows, report / "map_by_condition.png", k)
-    synthetic = sorted({r["condition"] for r in results if r["condition"].startswith("real+")},
+    synthetic = sorted({r["condition"] for r in results if r["condition"].startswith("real+")
+                        and not r["condition"].endswith(CARDS)},
                        key=lambda c: (c == CONTROL, c))  # the LLM-free control last
     lines = ["# Evaluation", "", *header, "", f"## MAP@{k} by condition (mean ± sd over folds)", "",
              *table_markdown([r for r in rows if r["stage"] != "retriever-sample"], k), ""]
@@ -122,17 +152,13 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
                                                           for (s, f), n in sorted(used.items())))
         baselines = ["real"] + ([CONTROL] if CONTROL in synthetic and condition != CONTROL else [])
         for baseline in baselines:
-            for scheme, deltas in uplift(results, condition, baseline).items():
-                mean = statistics.fmean(deltas)
-                sd = statistics.stdev(deltas) if len(deltas) > 1 else 0.0
-                lines.append(f"- {condition} − {baseline}, {SCHEME_NAMES.get(scheme, scheme)}, unseen MAP@{k} "
-                             f"(retriever, no boost): per fold {', '.join(f'{d:+.4f}' for d in deltas)}; "
-                             f"mean {mean:+.4f} ± {sd:.4f} (sd over {len(deltas)} folds)")
+            lines += _lift_line(results, condition, baseline, k)
         for scheme, folds in covered_uplift(results, condition).items():
             lines.append(f"- {condition}, {SCHEME_NAMES.get(scheme, scheme)}, on the validation pairs whose "
                          f"misconception has synthetic rows: " + "; ".join(
                              f"{n} pairs, MAP@{k} {b:.4f} (real) → {a:.4f} ({a - b:+.4f}, 95% interval over "
                              f"pairs {lo:+.4f} to {hi:+.4f})" for n, b, a, (lo, hi) in folds))
+    lines += _cards_section(results, synthetic, k)
     if synthetic:
         shown = synthetic[-2] if len(synthetic) > 1 and synthetic[-1] == CONTROL else synthetic[-1]
         per_cluster = cluster_uplift(results, shown, cluster_of)

@@ -52,10 +52,12 @@ def _folder(spec: str | Path | None) -> str | Path | None:
     return None if spec is None or str(spec) == EMBEDDED else spec
 
 
-def load_retriever(spec: str | Path | None, misconceptions: dict[int, str], cache: Path | None = None) -> Retriever:
+def load_retriever(spec: str | Path | None, misconceptions: dict[int, str], cache: Path | None = None,
+                   cards: dict[int, str] | None = None) -> Retriever:
     """A retriever folder, or ``embedded`` (or None) for all-MiniLM-L6-v2 zero-shot; ``cache``: where the
-    misconception embeddings are cached."""
-    return Retriever(_folder(spec), misconceptions, cache=cache)
+    misconception embeddings are cached; ``cards``: misconception cards to append to the names (None: those
+    the folder was trained with, if any)."""
+    return Retriever(_folder(spec), misconceptions, cache=cache, cards=cards)
 
 
 def build_retriever(specs: Sequence[str | Path], misconceptions: dict[int, str], how: str = "rank",
@@ -66,7 +68,8 @@ def build_retriever(specs: Sequence[str | Path], misconceptions: dict[int, str],
     for spec in specs:
         member = load_retriever(spec, misconceptions, cache)
         log(f"retriever: {member.path}{' (embedded, zero-shot)' if _folder(spec) is None else ''}; misconception "
-            f"embeddings {'from the cache' if member.cached else 'computed and cached'}")
+            f"embeddings {'from the cache' if member.cached else 'computed and cached'}"
+            + (f"; names with the {member.cards} misconception cards it was trained with" if member.cards else ""))
         members.append(member)
     if len(members) == 1:
         return members[0]

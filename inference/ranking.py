@@ -31,6 +31,7 @@ import numpy as np
 
 from rankers import ModelError
 from rankers.card import CARD_FILE, has_card
+from rankers.documents import documents, folder_cards
 from rankers.retriever import Index, load_encoder
 from rankers.texts import query_text
 from store.files import open_atomic
@@ -58,9 +59,17 @@ class Retriever:
     """A bi-encoder and the misconception names it has encoded (cached per retriever)."""
 
     def __init__(self, folder: str | Path | None, misconceptions: dict[int, str], cache: Path | None = None,
-                 batch_size: int = 64):
+                 batch_size: int = 64, cards: dict[int, str] | None = None):
+        """``cards``: appended to the names (``rankers.documents``); None: the cards the folder was trained
+        with, if any."""
         model, self.kind, self.path = load_encoder(folder)
         model.eval()
+        if cards is None:
+            cards, self.cards_source = folder_cards(folder)
+        else:
+            self.cards_source = {"given": len(cards)}
+        self.cards = len(cards or {})
+        misconceptions = documents(misconceptions, cards)
         vectors = None
         names_digest = hashlib.sha256("\0".join(f"{m}:{misconceptions[m]}" for m in sorted(misconceptions)).encode())
         self.cache_file = None

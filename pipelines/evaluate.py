@@ -7,6 +7,9 @@ Examples:
       --report reports/eval
   python -m pipelines.evaluate --data-dir data/eedi --store eval-store --pooled --control pairing \\
       --only-folds 0,1,2 --schemes misconception --reranker none --report reports/vs-control
+  python -m pipelines.synth --misconception-cards --store cards-store          # the teacher's cards, once
+  python -m pipelines.evaluate --data-dir data/eedi --cards cards-store --only-folds 0 --schemes misconception \
+      --reranker none --report reports/cards                                    # each condition with and without
 
 Folds are grouped by misconception (validation misconceptions unseen in training) and by
 construct.  Conditions on the same folds: the zero-shot base retriever, the retriever trained
@@ -76,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "each evaluated fold (synth --mode pairing --hide-fold F, made in seconds into "
                          "REPORT/control-store), and report each store's lift over it as well as over real rows "
                          "(default none)")
+    io.add_argument("--cards", metavar="STORE",
+                    help="a store holding misconception cards (synth --misconception-cards): every condition also "
+                         "runs as <condition>+cards, its retriever's documents the names with their cards, and the "
+                         "report gives what the cards add (doubles the training time)")
     io.add_argument("--report", required=True, metavar="DIR", help="where report.md, results.json and plots go")
     io.add_argument("--no-progress", action="store_true", help="no progress bars")
     io.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
@@ -159,6 +166,13 @@ def run(args: argparse.Namespace) -> int:
         synthetic[CONDITION] = pairing_control(
             data_dir, Path(args.report) / "control-store", FOLD_BY[args.fold_by], args.folds, args.fold_seed,
             args.only_folds, log=lambda m: print(m, flush=True))
+    cards = None
+    if args.cards:
+        from store.cards import read_cards
+
+        cards, source = read_cards(Path(args.cards))
+        print(f"cards: {len(cards):,} misconception cards from {args.cards} ("
+              + ", ".join(f"{n} by {s}" for s, n in source["sources"].items()) + ")", flush=True)
     config = EvalConfig(
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
         retriever=RetrieverConfig(epochs=args.epochs, max_steps=args.max_steps or None, batch_size=args.batch_size,
@@ -172,7 +186,8 @@ def run(args: argparse.Namespace) -> int:
           f"{args.fold_seed}), {len(selection.versions) if args.store else 0} synthetic version(s)"
           f"{' pooled' if args.pooled else ''}; report in {report}", flush=True)
     results = run_evaluation(data.train_pairs, data.misconceptions, synthetic, config, report,
-                             progress=not args.no_progress, log=lambda m: print(m, flush=True), cache=cache_dir())
+                             progress=not args.no_progress, log=lambda m: print(m, flush=True), cache=cache_dir(),
+                             cards=cards)
 
     embedder = Embedder(cache=cache_dir())
     ids = sorted(data.misconceptions)

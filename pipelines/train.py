@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="store versions to train on: latest (the newest with kept rows), all, or ids "
                          "separated by commas (default latest; with --since or --resume-from: all newer ones)")
     io.add_argument("--since", metavar="VERSION", help="only store versions made after VERSION (needs --store)")
+    io.add_argument("--cards", metavar="STORE",
+                    help="a store holding misconception cards (synth --misconception-cards): the retriever's "
+                         "documents are the names with their cards, kept in its folder so infer uses the same "
+                         "text (default: names only; with --resume-from: the cards it was trained with)")
     io.add_argument("--resume-from", metavar="DIR",
                     help="a previous --out: continue training its retriever and reranker; without --since, "
                          "only versions newer than the newest it used")
@@ -170,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(out, "--out", folder=True)
     job = TrainJob(
         out=out, data_dir=args.data_dir, store=Path(args.store) if args.store else None, versions=args.versions,
-        since=args.since, resume_from=Path(args.resume_from) if args.resume_from else None, holdout=args.holdout,
+        since=args.since, cards=Path(args.cards) if args.cards else None, resume_from=Path(args.resume_from) if args.resume_from else None, holdout=args.holdout,
         seed=args.seed, mix=MixRule(args.synth_per_misconception, args.synth_ratio, repeat=args.synth_repeat),
         retriever=RetrieverConfig(
             base=args.retriever_base, epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps or None,

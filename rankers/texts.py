@@ -9,7 +9,7 @@ A *row* is either an :class:`eedi.Pair` (real) or a dict read from the dataset s
   pairing mode's rows), (optionally) the rationale, then the question.  The answers carry most of the signal and come before the
   question, so a model's maximum sequence length cuts the end of a long question
   rather than the answers; the question is also clipped to ``QUESTION_CHARS``.
-- document: the misconception name.
+- document: the misconception name, then its card where the retriever uses cards (``rankers.documents``).
 """
 from __future__ import annotations
 
@@ -47,5 +47,6 @@ def query_text(row: Any, with_rationale: bool = False) -> str:
     return "\n".join(lines)
 
 
-def doc_text(name: str) -> str:
-    return name.strip()
+def doc_text(name: str, card: str = "") -> str:
+    card = (card or "").strip()
+    return f"{name.strip()}\n{card}" if card else name.strip()

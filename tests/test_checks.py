@@ -29,6 +29,8 @@ from tests.letter_server import LetterServer
     # the 1.5B's kept rows on hidden fold 0 (2026-12-02): a ratio with LaTeX spacing, a counted number
     (r"\( 2\; : 3 \)", "2:3", True), (r"\( 4 \)", "4 biscuits", True), (r"\( 9 \) kilograms", "9", True),
     (r"\( 3 \)", "3x", False), ("4 biscuits", "5 biscuits", False),
+    # a reject of the fold-0 default run (2026-12-06): the option in LaTeX, the 0.5B's answer in Unicode
+    ("40 cm²", r"\( 40 \mathrm{~cm}^{2} \)", True), ("40 cm³", "40", True), ("40 cm²", "41 cm²", False),
 ])
 def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
     assert same_answer(a, b) is same

@@ -30,6 +30,15 @@ def _table(rows: dict) -> list[str]:
     return lines
 
 
+def _documents(documents: dict) -> str:
+    cards = documents.get("cards")
+    if not cards:
+        return "misconception names"
+    return (f"names with {cards.get('cards')} misconception cards from {cards.get('store')} ("
+            + ", ".join(f"{n} by {s}" for s, n in (cards.get("sources") or {}).items())
+            + "); the cards are in misconception_cards.json")
+
+
 def render_markdown(card: dict, title: str) -> str:
     data = card.get("data", {})
     synth = data.get("synthetic", {})
@@ -45,7 +54,8 @@ def render_markdown(card: dict, title: str) -> str:
                      "only versions after": synth.get("since") or "-",
                      "shards": synth.get("shards", []),
                      "validation rows": data.get("validation", {}).get("rows"),
-                     "held-out misconceptions": data.get("validation", {}).get("misconceptions")})
+                     "held-out misconceptions": data.get("validation", {}).get("misconceptions"),
+                     "retriever documents": _documents(card.get("documents") or {})})
     lines += ["", "## Hyperparameters", ""]
     lines += _table(card.get("hyperparameters", {}))
     history = card.get("validation", [])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from store import now_iso
 from trainers import TrainError
+from rankers.documents import documents, folder_cards, save_cards
 from trainers.card import write_card
 from trainers.data import MixRule, SyntheticSelection
 from trainers.lineage import Lineage
@@ -27,6 +28,7 @@ class TrainJob:
     store: Path | None = None  # a dataset store with synthetic rows (None: real rows only)
     versions: str | None = None  # latest | all | ids (None: latest; with since or resume_from: all newer ones)
     since: str | None = None  # only store versions made after this one
+    cards: Path | None = None  # a store whose misconception cards the retriever's documents carry (rankers.documents)
     resume_from: Path | None = None  # a previous job's out (trainers.lineage)
     holdout: float | None = None  # None: the parent's, else lineage.DEFAULT_HOLDOUT
     seed: int | None = None  # holdout, batches, sampling (None: the parent's, else 0)
@@ -63,6 +65,8 @@ def train_job(job: TrainJob, log: Callable[[str], None] = print) -> TrainResult:
     train_pairs, val_pairs, held = grouped_holdout(data.train_pairs, holdout, seed)
     real = real_examples(train_pairs)
     val = real_examples(val_pairs)
+    cards, cards_source = _cards(job, log)
+    docs = documents(data.misconceptions, cards)
     synthetic = synthetic_examples(selection.rows, data.misconceptions)
     rule = replace(job.mix, seed=seed)
     examples, stats = mix(real, synthetic, rule, held)
@@ -82,14 +86,18 @@ def train_job(job: TrainJob, log: Callable[[str], None] = print) -> TrainResult:
                  "validation": {"fraction": holdout, "seed": seed, "misconceptions": len(held), "rows": len(val),
                                 "grouping": "MisconceptionId"}},
         "lineage": lineage.record(selection.versions),
+        "documents": {"cards": cards_source} if cards else {"cards": None, "text": "misconception names"},
         "command": job.command,
     }
     rconf = replace(job.retriever, base=lineage.retriever_base(job.retriever.base), seed=seed)
-    retriever = _train_retriever(examples, val, data.misconceptions, rconf, out / "retriever", common, job, log)
+    retriever = _train_retriever(examples, val, docs, rconf, out / "retriever", common, job, log)
+    if cards:
+        save_cards(out / "retriever", cards, cards_source)
     reranker = None
     if job.reranker is not None:
         rrconf = replace(job.reranker, seed=seed)
-        reranker = _train_reranker(examples, val, data.misconceptions, rconf, rrconf, lineage, out, common, job, log)
+        reranker = _train_reranker(examples, val, data.misconceptions, docs, rconf, rrconf, lineage, out, common,
+                                   job, log)
     return TrainResult(out, retriever, reranker)
 
 
@@ -110,6 +118,27 @@ def _selection(job: TrainJob, lineage: Lineage, log: Callable[[str], None]) -> S
     return selection
 
 
+def _cards(job: TrainJob, log: Callable[[str], None]) -> tuple[dict[int, str] | None, dict | None]:
+    """The misconception cards to train with: --cards STORE, else those of the run resumed from, else none."""
+    from store import StoreError
+    from store.cards import read_cards
+
+    if job.cards is not None:
+        try:
+            cards, source = read_cards(job.cards)
+        except StoreError as e:
+            raise TrainError(f"--cards: {e}") from None
+        log(f"documents: misconception names with {len(cards):,} cards from {job.cards} "
+            + ", ".join(f"{n} by {s}" for s, n in source["sources"].items()))
+        return cards, source
+    if job.resume_from is not None:
+        cards, source = folder_cards(Path(job.resume_from) / "retriever")
+        if cards:
+            log(f"documents: the {len(cards):,} misconception cards of {job.resume_from}")
+            return cards, source
+    return None, None
+
+
 def _train_retriever(examples, val, misconceptions, rconf: RetrieverConfig, folder: Path, common: dict,
                      job: TrainJob, log) -> RetrieverResult:
     from embeddings import DEFAULT_EMBEDDER
@@ -128,16 +157,16 @@ def _train_retriever(examples, val, misconceptions, rconf: RetrieverConfig, fold
     return result
 
 
-def _train_reranker(examples, val, misconceptions, rconf: RetrieverConfig, rrconf: RerankerConfig, lineage: Lineage,
+def _train_reranker(examples, val, misconceptions, docs, rconf: RetrieverConfig, rrconf: RerankerConfig, lineage: Lineage,
                     out: Path, common: dict, job: TrainJob, log) -> RerankerResult:
-    """Trained on the candidates of the retriever just saved in ``out/retriever``."""
+    """Trained on the candidates of the retriever just saved in ``out/retriever`` (which ranks ``docs``)."""
     import prompts
     from rankers.retriever import Index, load_encoder
     from rankers.texts import query_text
     from trainers.reranker import train_reranker
 
     model, _, _ = load_encoder(out / "retriever", rconf.max_seq_length)
-    index = Index(model, misconceptions)
+    index = Index(model, docs)
 
     def rank(rows, k, exclude):
         return index.rank([query_text(r, rconf.with_rationale) for r in rows], k, exclude)
