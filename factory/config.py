@@ -30,6 +30,7 @@ class SynthConfig:
     mode: str = DEFAULT_MODE  # a name in factory.modes.MODES
     checks: list[str] | None = None  # None: the mode's default checks
     rationale: str = "working"  # distractor mode: the writer's working, or the teacher's rationale
+    writer: str = "direct"  # distractor mode: generators.distractor.WRITERS (direct, solve-first)
     per_misconception: int | None = None  # None: the mode's default
     limit: int | None = None  # at most this many items in this run
     seed: int = 0
@@ -57,6 +58,11 @@ class SynthConfig:
     ray_workers: int | None = None  # None: as many as the cluster's resources allow (see ray_executor)
     task_items: int = DEFAULT_TASK_ITEMS
     progress: bool = True
+
+    def writer_tag(self) -> str:
+        """What the ItemKey adds for a non-default distractor writer ("" for the default), so a run with another
+        writer makes its own items rather than skipping the default's."""
+        return self.writer if self.mode == "distractor" and self.writer != "direct" else ""
 
     def effective_checks(self) -> list[str]:
         return list(self.checks) if self.checks is not None else list(MODES[self.mode].checks)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from generators import DistractorWriter, QuestionGenerator, RationaleWriter
-from generators.distractor import WorkingAsRationale
+from generators import QuestionGenerator, RationaleWriter
+from generators.distractor import WRITERS, WorkingAsRationale
 from generators.pairing import PairRealQuestion
 from judges.rules import NearDuplicates, RepeatedDistractors
 
@@ -48,7 +48,7 @@ DISTRACTOR = Mode(
     "distractor", "a new wrong answer to a real question whose construct fits the target (the real question "
     "and correct answer are kept)",
     checks=("round-trip",), per_misconception=2, bases=True, wrong_answer=True,
-    before=lambda c: [DistractorWriter()],
+    before=lambda c: [WRITERS[c.writer]()],
     after=lambda c: [RationaleWriter() if c.rationale == "teacher" else WorkingAsRationale(), RepeatedDistractors()])
 
 PAIRING = Mode(

@@ -36,11 +36,13 @@ def item_seed(seed: int, misconception_id: int, item_index: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def item_key(target: Target, generator: str, hide_fold=None) -> str:
-    """Identifies what an item generated, across runs."""
+def item_key(target: Target, generator: str, hide_fold=None, writer: str = "") -> str:
+    """Identifies what an item generated, across runs (``writer``: ``SynthConfig.writer_tag``)."""
     key = f"{target.misconception_id}:{target.item_index}:{target.seed}:{generator}"
     if target.base is not None:
         key += f":distractor={target.base.QuestionId}"
+    if writer:
+        key += f":writer={writer}"
     return f"{key}:hide={hide_fold}" if hide_fold else key
 
 

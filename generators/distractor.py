@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from llm.stage import MAX_WORKING_CHARS, WORKING_AND_ANSWER, Stage, TemplateStep
 from eedi.answers import same_answer, stated_answer, words
 from llm.base import ChatRequest
-from llm.parsing import parse_model
+from llm.parsing import ParseError, parse_json_object, parse_model, validation_reason
 
 MAX_ANSWER_CHARS = 120
 _LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
@@ -126,6 +126,44 @@ class DistractorWriter(TemplateStep):
                 it.row.update(IncorrectAnswerText=out.value.answer, PupilWorking=out.value.working)
             if not out.ok:
                 it.reject = ctx.reject("rules" if out.failed_check else self.name, out.error, out.raw)
+
+
+SOLVE_FIRST = {
+    "type": "object",
+    "properties": {"solution": {"type": "string", "maxLength": MAX_WORKING_CHARS},
+                   "pupil_working": {"type": "string", "maxLength": MAX_WORKING_CHARS},
+                   "answer": {"type": "string"}},
+    "required": ["solution", "pupil_working", "answer"],
+    "additionalProperties": False,
+}
+
+
+class SolveFirstWriter(DistractorWriter):
+    """Stage ``distract`` with ``--writer solve-first`` (the 2nd-place team's order): shown the question and its
+    correct answer, the model solves it, finds the step the misconception changes, redoes it from there as the
+    pupil and ends with the pupil's answer (``prompts/distract_solve.*.j2``).  The same rules as the direct
+    writer; the pupil's working is the row's ``PupilWorking``."""
+
+    name = "distract_solve"
+    max_tokens = 260
+    json_schema = SOLVE_FIRST
+
+    def prompt(self, target: Any) -> ChatRequest:
+        base = target.base
+        offered = [base.CorrectAnswerText, *options_of(base)] if closed_question(base) else []
+        return self.request(target.seed, shots=target.shots, misconception=target.misconception_name,
+                            question=base.QuestionText, correct_answer=base.CorrectAnswerText, offered=offered)
+
+    def parse(self, target: Any, text: str) -> Distractor:
+        answer = parse_json_object(text)
+        try:
+            return Distractor.model_validate({"working": answer.get("pupil_working") or "",
+                                              "answer": answer.get("answer") or ""})
+        except ValidationError as e:
+            raise ParseError(validation_reason(e)) from None
+
+
+WRITERS = {"direct": DistractorWriter, "solve-first": SolveFirstWriter}  # --writer (distractor mode)
 
 
 class WorkingAsRationale(Stage):

@@ -34,6 +34,7 @@ from embeddings import ClusterParams, EmbedderError
 from factory.checks import BUILT_IN, CheckError, check_class, check_options
 from factory.config import DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
 from factory.modes import DEFAULT_MODE, MODES
+from generators.distractor import WRITERS
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, MIN_N_CTX, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
@@ -221,6 +222,10 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
                         + "; a check of your own as module:Class (an llm.stage.Stage subclass importable from the "
                           "Python path); 'none' for no check (default: "
                         + "; ".join(f"{m.name} {','.join(m.checks) or 'none'}" for m in MODES.values()) + ")")
+    q.add_argument("--writer", choices=list(WRITERS), default="direct",
+                   help="distractor mode: direct (the question alone, the pupil's answer) or solve-first (shown the "
+                        "correct answer too, the model solves the question, then redoes the step the misconception "
+                        "changes and gives the pupil's answer) (default direct)")
     q.add_argument("--rationale", choices=RATIONALES, default="working",
                    help="distractor mode: the Rationale column is the writer's one-line working, or the teacher "
                         "writes it (default working)")
@@ -279,6 +284,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     cfg = SynthConfig(
         data_dir=resolve_data_dir(args.data_dir), store=Path(args.store), clusters=clusters,
         misconceptions=misconceptions, mode=args.mode, checks=args.checks, rationale=args.rationale,
+        writer=args.writer,
         per_misconception=args.per_misconception, limit=args.limit, seed=args.seed,
         generator_model=args.generator_model or args.model, judge_model=args.judge_model or args.model,
         teacher_model=args.teacher_model or args.model, solver_model=args.solver_model or args.model,
@@ -349,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     wrong = next((c for c in map(check_class, args.checks or ()) if c.modes and args.mode not in c.modes), None)
     if wrong is not None:
         parser.error(f"--checks {wrong.name} is for --mode {' or '.join(wrong.modes)} ({wrong.modes_why})")
+    if args.writer != "direct" and args.mode != "distractor":
+        parser.error(f"--writer {args.writer} is for --mode distractor")
     if (args.ray_address or args.ray_workers) and args.executor != "ray":
         parser.error("--ray-address and --ray-workers are for --executor ray")
     if args.engine == "embedded" and args.base_url:

@@ -171,7 +171,8 @@ class CardLog:
         if row["CardKey"] in self.seen:
             raise StoreError(f"card {row['CardKey']} is already in the store")
         self.seen.add(row["CardKey"])
-        row = {**row, "Run": self.run, "CreatedAt": now_iso()}
+        # microseconds: "the newest card" (read_cards) must be well defined between runs of the same second
+        row = {**row, "Run": self.run, "CreatedAt": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
         self._journal.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._journal.flush()
         os.fsync(self._journal.fileno())
