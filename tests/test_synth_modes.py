@@ -238,3 +238,33 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     new = [r for r in kept if r["Version"] == record["id"]]
     assert all(r["AnswerLength"] == len(r["IncorrectAnswerText"]) and "answer-length" in r["Checks"] for r in new)
     assert record["stages"][1]["in"] == record["stages"][0]["passed"]
+
+    # the solve-first writer: its own items beside the direct writer's, its own prompt recorded
+    result = synth(data_dir, store, *targets, "--writer", "solve-first", "--checks", "none")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "nothing to do" not in result.stdout and "distract_solve " in result.stdout
+    kept, rejected, versions = stored(store)
+    record = max(versions, key=lambda v: v["started"])
+    assert record["config"]["writer"] == "solve-first" and "distract_solve" in record["prompt_versions"]
+    new = [r for r in kept + rejected if r["Version"] == record["id"]]
+    assert len(new) == 2 and all(r["ItemKey"].endswith(":writer=solve-first") for r in new)
+
+
+@pytest.mark.slow
+def test_the_solve_first_writer_shows_the_correct_answer_and_keeps_the_pupils_working(data_dir):
+    from generators.distractor import DistractorWriter, SolveFirstWriter
+    from llm.parsing import ParseError
+
+    config = SynthConfig(data_dir=data_dir, mode="distractor", writer="solve-first", misconceptions=None)
+    world = prepare(config)
+    target = factory.plan(world, config, world.chosen_targets(config))[0]
+    direct, solve = DistractorWriter().prompt(target), SolveFirstWriter().prompt(target)
+    correct = f"Correct answer: {target.base.CorrectAnswerText}"
+    assert correct in solve.messages[-1][1] and correct not in direct.messages[-1][1]
+    assert set(solve.json_schema["required"]) == {"solution", "pupil_working", "answer"}
+    d = SolveFirstWriter().parse(target, '{"solution": "3 x 4 = 12", "pupil_working": "3 + 4 = 7", "answer": "7"}')
+    assert (d.working, d.answer) == ("3 + 4 = 7", "7")
+    with pytest.raises(ParseError, match="answer"):
+        SolveFirstWriter().parse(target, '{"solution": "12", "pupil_working": "adds", "answer": ""}')
+    assert factory.item_key(target, "m", None, config.writer_tag()).endswith(":writer=solve-first")
+    assert config.writer_tag() == "solve-first" and SynthConfig(data_dir=data_dir).writer_tag() == ""
