@@ -106,8 +106,9 @@ class DistractorWriter(TemplateStep):
     def prompt(self, target: Any) -> ChatRequest:
         base = target.base
         offered = [base.CorrectAnswerText, *options_of(base)] if closed_question(base) else []
+        # distract.*.j2 leaves the correct answer out (see above); distract_solve.*.j2 shows it
         return self.request(target.seed, shots=target.shots, misconception=target.misconception_name,
-                            question=base.QuestionText, offered=offered)
+                            question=base.QuestionText, correct_answer=base.CorrectAnswerText, offered=offered)
 
     def sample_prompt(self, item: Any) -> None:
         self.prompt(item.target)
@@ -147,12 +148,6 @@ class SolveFirstWriter(DistractorWriter):
     name = "distract_solve"
     max_tokens = 260
     json_schema = SOLVE_FIRST
-
-    def prompt(self, target: Any) -> ChatRequest:
-        base = target.base
-        offered = [base.CorrectAnswerText, *options_of(base)] if closed_question(base) else []
-        return self.request(target.seed, shots=target.shots, misconception=target.misconception_name,
-                            question=base.QuestionText, correct_answer=base.CorrectAnswerText, offered=offered)
 
     def parse(self, target: Any, text: str) -> Distractor:
         answer = parse_json_object(text)

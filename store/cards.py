@@ -21,8 +21,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.files import open_atomic, write_json_atomic
-from store.store import CARDS_DIR, StoreError, card_shards, now_iso, read_shard
+from store.files import fsync_dir, open_atomic, write_json_atomic
+from store.store import CARDS_DIR, StoreError, card_shards, journal_entries, now_iso, read_shard
 
 CARD_SCHEMA = pa.schema([
     ("MisconceptionId", pa.int64()),
@@ -79,14 +79,6 @@ def stored_card_keys(root: Path) -> set[str]:
     return set(read_card_table(root).column("CardKey").to_pylist())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_shard(root: Path, run: str, rows: list[dict], known: set[str]) -> str | None:
     fresh = [r for r in rows if r["CardKey"] not in known]
     if not fresh:
@@ -97,28 +89,17 @@ def _write_shard(root: Path, run: str, rows: list[dict], known: set[str]) -> str
     table = pa.Table.from_pylist([{c: r.get(c) for c in CARD_SCHEMA.names} for r in fresh], schema=CARD_SCHEMA)
     with open_atomic(folder / name, "wb") as f:
         pq.write_table(table, f)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     known.update(r["CardKey"] for r in fresh)
     return name
 
 
 def _journal_rows(path: Path) -> list[dict]:
-    """A card journal's rows; only a torn last line (a kill mid-write) is skipped."""
-    lines = path.read_text(encoding="utf-8", errors="replace").split("\n")
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    """A card journal's rows (``store.store.journal_entries``: only a torn last line is skipped)."""
     rows = []
-    for number, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if number == last:
-                continue
-            raise StoreError(f"{path}: line {number + 1} is damaged (only a torn last line is expected); "
-                             "move the journal away to drop the cards it holds") from None
+    for number, row in journal_entries(path, "cards"):
         if not isinstance(row, dict) or "CardKey" not in row:
-            raise StoreError(f"{path}: line {number + 1} is not a card")
+            raise StoreError(f"{path}: line {number} is not a card")
         rows.append(row)
     return rows
 

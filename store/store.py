@@ -30,11 +30,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from store.files import open_atomic, write_atomic, write_json_atomic
+from store.files import fsync_dir, open_atomic, write_atomic, write_json_atomic
 
 SPLITS = ("train", "rejected")
 
@@ -103,14 +104,6 @@ class StoreError(Exception):
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -210,7 +203,7 @@ class DatasetStore:
             table = pa.Table.from_pylist([{c: r.get(c) for c in self.schema.names} for r in fresh], schema=self.schema)
             with open_atomic(self.root / "data" / name, "wb") as f:
                 pq.write_table(table, f)
-            _fsync_dir(self.root / "data")
+            fsync_dir(self.root / "data")
             known_qids.update(r["QuestionId"] for r in fresh)
             written.append(name)
         return written
@@ -299,10 +292,10 @@ def check_shard(path: Path) -> int:
     return table.num_rows
 
 
-def read_journal(path: Path) -> dict[str, list[dict]]:
-    """Rows of a journal by split. Only the last line may be torn (a kill mid-write) and is skipped;
-    a damaged line before it is an error naming the line."""
-    rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+def journal_entries(path: Path, what: str = "rows") -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) of each line of a journal. Only the last line may be torn (a kill
+    mid-write) and is skipped; a damaged line before it is an error naming the line (``what``: what the
+    journal holds, for that message)."""
     with open(path, encoding="utf-8", errors="replace") as f:
         lines = f.read().split("\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
@@ -315,9 +308,16 @@ def read_journal(path: Path) -> dict[str, list[dict]]:
             if number == last:
                 continue
             raise StoreError(f"{path}: line {number + 1} is damaged (only a torn last line is expected); "
-                             "move the journal away to drop the rows it holds") from None
+                             f"move the journal away to drop the {what} it holds") from None
+        yield number + 1, entry
+
+
+def read_journal(path: Path) -> dict[str, list[dict]]:
+    """Rows of a journal by split (``journal_entries``)."""
+    rows: dict[str, list[dict]] = {s: [] for s in SPLITS}
+    for number, entry in journal_entries(path):
         if not (isinstance(entry, dict) and entry.get("split") in rows and isinstance(entry.get("row"), dict)):
-            raise StoreError(f"{path}: line {number + 1} is not a journal entry")
+            raise StoreError(f"{path}: line {number} is not a journal entry")
         rows[entry["split"]].append(entry["row"])
     return rows
 
