@@ -56,8 +56,10 @@ def write_cards(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys
                                      "planned": len(wanted), "skipped_done": len(wanted) - len(todo),
                                      "attempted": len(todo)})
         usage = Usage(model=model)
-        record = _run(step, backend, rows, model, config, log, usage, err)
-        store.write_card()
+        try:
+            record = _run(step, backend, rows, model, config, log, usage, err)
+        finally:
+            store.write_card()  # the dataset card lists the card shards, also of an interrupted run
         out.write(_summary(record, usage))
         return record
     finally:

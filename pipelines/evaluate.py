@@ -172,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
 
         cards, source = read_cards(Path(args.cards))
         print(f"cards: {len(cards):,} misconception cards from {args.cards} ("
-              + ", ".join(f"{n} by {s}" for s, n in source["sources"].items()) + ")", flush=True)
+              + ", ".join(f"{n} by {s}" for s, n in source["sources"].items()) + ")"
+              + (f"; {len(set(data.misconceptions) - set(cards)):,} misconceptions have none (names alone)"
+                 if set(data.misconceptions) - set(cards) else ""), flush=True)
     config = EvalConfig(
         schemes=schemes, folds=args.folds, fold_seed=args.fold_seed, only_folds=args.only_folds,
         retriever=RetrieverConfig(epochs=args.epochs, max_steps=args.max_steps or None, batch_size=args.batch_size,

@@ -67,6 +67,9 @@ def train_job(job: TrainJob, log: Callable[[str], None] = print) -> TrainResult:
     val = real_examples(val_pairs)
     cards, cards_source = _cards(job, log)
     docs = documents(data.misconceptions, cards)
+    if cards and len(set(cards) & set(docs)) < len(docs):
+        log(f"note: {len(docs) - len(set(cards) & set(docs)):,} of {len(docs):,} misconceptions have no card: "
+            "their documents are their names alone")
     synthetic = synthetic_examples(selection.rows, data.misconceptions)
     rule = replace(job.mix, seed=seed)
     examples, stats = mix(real, synthetic, rule, held)
