@@ -3,7 +3,8 @@
 Both answers are normalised (LaTeX delimiters, ``\\text{}`` and ``\\boxed{}``, spacing, degree signs and trailing units
 dropped, ``\\frac{a}{b}`` -> ``(a)/(b)``, ``\\times`` -> ``*``, ``\\div`` -> ``/``, mixed numbers
 ``2\\frac{1}{3}`` -> ``2+1/3``, ``50%`` -> ``50/100``, thousands separators and words after a number
-(``4 biscuits``) removed); where both then read as numbers (integers, decimals, fractions, percentages;
+(``4 biscuits``), a leading ``x =`` or ``\\Delta =`` and a trailing ``\\ldots`` removed, ``cm²`` read as
+``cm^2``); where both then read as numbers (integers, decimals, fractions, percentages;
 via sympy) they are compared by value, otherwise as normalised strings.  So ``\\( \\frac{1}{2} \\)``, ``0.5``, ``1/2`` and ``50%`` are the same,
 and ``x=3`` equals ``3``.
 
@@ -27,7 +28,8 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _UNITS = re.compile(r"(?<=[\d)])\s*(?:cm|mm|km|m|kg|g|ml|l|litres?|degrees?|minutes?|mins?|hours?|"
                     r"seconds?|s|p|pence|pounds?|units?|squared|cubed)\s*(?:\^?\{?[23]\}?)?$")
 _COUNTED = re.compile(r"(?<=\d)\s+[a-z]{3,}(?:\s+[a-z]{3,})*$")  # "4 biscuits", "9 kilograms": the number counts
-_LEAD_VAR = re.compile(r"^[a-z]\s*=\s*(?=[-\d(.])")
+_LEAD_VAR = re.compile(r"^(?:[a-z]|\\[a-z]+)\s*=\s*(?=[-+\d(.])")  # x = 3, \Delta = -26 (lower-cased)
+_ELLIPSIS = re.compile(r"\s*(?:\\ldots|\\dots|\.\.\.|…)$")  # 2.5505 \ldots: the digits shown are the answer
 _NUMERIC = re.compile(r"^[-+*/().\d\s^]+$")
 # "The answer is 6.", "So the gradient would be \( 5 \)": a subject, a verb of being, then a short value
 _STATED = re.compile(r"^(?:so,?\s+|therefore,?\s+)?(?:the|a|an|my|their|his|her)\s[^=]*?\b"
@@ -77,6 +79,7 @@ def normalise(answer: str) -> str:
     s = _UNITS.sub("", s).strip()
     s = _COUNTED.sub("", s)
     s = _LEAD_VAR.sub("", s)
+    s = _ELLIPSIS.sub("", s)
     s = _MIXED.sub(r"\1+(\2)/(\3)", s)
     s = re.sub(r"(\d+(?:\.\d+)?)\s*%$", r"(\1)/100", s)
     return re.sub(r"\s+", "", s)

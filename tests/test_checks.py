@@ -31,6 +31,8 @@ from tests.letter_server import LetterServer
     (r"\( 3 \)", "3x", False), ("4 biscuits", "5 biscuits", False),
     # a reject of the fold-0 default run (2026-12-06): the option in LaTeX, the 0.5B's answer in Unicode
     ("40 cm²", r"\( 40 \mathrm{~cm}^{2} \)", True), ("40 cm³", "40", True), ("40 cm²", "41 cm²", False),
+    # the solve-first writer's trial (2026-12-07): the correct answer again, in another form
+    (r"\( \Delta=-26 \)", "-26", True), (r"\( 2.5505 \ldots \)", "2.5505", True), (r"\( 2.243 \ldots \)", "2.5505", False),
 ])
 def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
     assert same_answer(a, b) is same
