@@ -4,7 +4,7 @@ Both answers are normalised (LaTeX delimiters, ``\\text{}`` and ``\\boxed{}``, s
 dropped, ``\\frac{a}{b}`` -> ``(a)/(b)``, ``\\times`` -> ``*``, ``\\div`` -> ``/``, mixed numbers
 ``2\\frac{1}{3}`` -> ``2+1/3``, ``50%`` -> ``50/100``, thousands separators and words after a number
 (``4 biscuits``), a leading ``x =`` or ``\\Delta =`` and a trailing ``\\ldots`` removed, ``cm²`` read as
-``cm^2``); where both then read as numbers (integers, decimals, fractions, percentages;
+``cm^2``, an inequality's sides put in one order); where both then read as numbers (integers, decimals, fractions, percentages;
 via sympy) they are compared by value, otherwise as normalised strings.  So ``\\( \\frac{1}{2} \\)``, ``0.5``, ``1/2`` and ``50%`` are the same,
 and ``x=3`` equals ``3``.
 
@@ -82,7 +82,22 @@ def normalise(answer: str) -> str:
     s = _ELLIPSIS.sub("", s)
     s = _MIXED.sub(r"\1+(\2)/(\3)", s)
     s = re.sub(r"(\d+(?:\.\d+)?)\s*%$", r"(\1)/100", s)
-    return re.sub(r"\s+", "", s)
+    return _one_way_inequality(re.sub(r"\s+", "", s))
+
+
+_INEQUALITY = re.compile(r"^([^<>=]+)(<=|>=|<|>)([^<>=]+)$")
+_FLIP = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _one_way_inequality(s: str) -> str:
+    """``-2>p`` and ``p<-2`` as one form: an inequality's sides in a fixed order, its sign flipped to match."""
+    s = s.replace("\\leq", "<=").replace("\\geq", ">=").replace("\\le", "<=").replace("\\ge", ">=")
+    s = s.replace("≤", "<=").replace("≥", ">=")
+    m = _INEQUALITY.match(s)
+    if not m:
+        return s
+    left, sign, right = m.groups()
+    return f"{right}{_FLIP[sign]}{left}" if right < left else s
 
 
 @lru_cache(maxsize=4096)

@@ -33,6 +33,8 @@ from tests.letter_server import LetterServer
     ("40 cm²", r"\( 40 \mathrm{~cm}^{2} \)", True), ("40 cm³", "40", True), ("40 cm²", "41 cm²", False),
     # the solve-first writer's trial (2026-12-07): the correct answer again, in another form
     (r"\( \Delta=-26 \)", "-26", True), (r"\( 2.5505 \ldots \)", "2.5505", True), (r"\( 2.243 \ldots \)", "2.5505", False),
+    (r"\( p<-2 \)", "-2>p", True), (r"\( 3 \geq n \)", "n \\leq 3", True), (r"\( p<-2 \)", "p>-2", False),
+    (r"\( n \geq 3 \)", r"\( 3 \geq n \)", False),
 ])
 def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
     assert same_answer(a, b) is same
