@@ -6,7 +6,7 @@ around the chosen checks (``factory.checks``). To add a mode: write its stages (
 below (docs/extending.md).
 
     question:   generate -> [checks] -> teach -> near-duplicate
-    distractor: distract -> [checks] -> working | teach -> repeat
+    distractor: distract (--writer direct | solve-first) -> [checks] -> working | teach -> repeat
     pairing:    pair -> [checks]                                (no LLM: the control every lift is measured against)
 """
 from __future__ import annotations
