@@ -1,7 +1,7 @@
 """What misconception cards add to the retriever, measured on the misconceptions that have a card.
 
 ``pipelines.evaluate --cards`` needs a card for every misconception (the retriever ranks all of them); a card
-run of the 0.5B on 2 cores makes about 870 cards an hour, so a partial card set is what a laptop has first.
+run of the 0.5B on 2 cores makes 636-850 cards an hour, so a partial card set is what a laptop has first.
 This benchmark measures a partial set honestly: the universe is cut to the misconceptions that have a kept
 card (names and cards alike), the real rows to those labelled with one of them, and the same grouped
 cross-validation as ``pipelines.evaluate`` (``evaluation.crossval.run_evaluation``) runs each condition with and
