@@ -8,7 +8,7 @@ Examples:
   python -m pipelines.evaluate --data-dir data/eedi --store eval-store --pooled --control pairing \\
       --only-folds 0,1,2 --schemes misconception --reranker none --report reports/vs-control
   python -m pipelines.synth --misconception-cards --store cards-store          # the teacher's cards, once
-  python -m pipelines.evaluate --data-dir data/eedi --cards cards-store --only-folds 0 --schemes misconception \
+  python -m pipelines.evaluate --data-dir data/eedi --cards cards-store --only-folds 0 --schemes misconception \\
       --reranker none --report reports/cards                                    # each condition with and without
 
 Folds are grouped by misconception (validation misconceptions unseen in training) and by
