@@ -65,10 +65,8 @@ class Retriever:
         model, self.kind, self.path = load_encoder(folder)
         model.eval()
         if cards is None:
-            cards, self.cards_source = folder_cards(folder)
-        else:
-            self.cards_source = {"given": len(cards)}
-        self.cards = len(cards or {})
+            cards, _ = folder_cards(folder)
+        self.cards = len(cards or {})  # how many names carry a card
         misconceptions = documents(misconceptions, cards)
         vectors = None
         names_digest = hashlib.sha256("\0".join(f"{m}:{misconceptions[m]}" for m in sorted(misconceptions)).encode())
