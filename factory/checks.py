@@ -50,7 +50,3 @@ def build_check(spec: str, settings: dict[str, dict[str, Any]]) -> Stage:
     cls = check_class(spec)
     given = settings.get(cls.name, {})
     return cls(**{o.field: given.get(o.field, o.default) for o in cls.options})
-
-
-def default_settings() -> dict[str, dict[str, Any]]:
-    return {c.name: {o.field: o.default for o in c.options} for c in BUILT_IN if c.options}

@@ -28,7 +28,7 @@ from llm.spread import SpreadBackend
 
 ENGINES = ("embedded", "openai", "vllm")
 # The smallest context of the embedded server that holds a request: a distractor prompt is about 760 tokens
-# (README, Measured), and the steps' answers take up to 400 (generators.question).
+# (docs/results/2026-11-22-backend-overhead-and-prefix-order.md), and the steps' answers take up to 400 (generators.question).
 MIN_N_CTX = 1024
 
 

@@ -83,13 +83,13 @@ DEFAULT_FOLDS = 5
 folds = number_in(2, kind=int, why="one fold validates, the others train")
 
 
-def add_fold_args(group) -> None:
+def add_fold_args(group, fold_by_help: str | None = None) -> None:
     """--folds / --fold-by / --fold-seed: the grouped k-fold split shared by synth --hide-fold and evaluate."""
     group.add_argument("--folds", type=folds, default=DEFAULT_FOLDS, metavar="K",
                        help=f"folds of the grouped cross-validation split of the real rows (default {DEFAULT_FOLDS})")
     group.add_argument("--fold-by", choices=sorted(FOLD_BY), default="misconception",
-                       help="group the folds by misconception (each fold's misconceptions are unseen in the "
-                            "other folds) or by construct (default misconception)")
+                       help=fold_by_help or "group the folds by misconception (each fold's misconceptions are "
+                            "unseen in the other folds) or by construct (default misconception)")
     group.add_argument("--fold-seed", type=int, default=0, metavar="S", help="seed of the fold assignment (default 0)")
 
 
@@ -155,10 +155,12 @@ def guard(job: Callable[[], int | None], user_errors: tuple[type[BaseException],
         return 130
 
 
-def add_listwise_args(group) -> None:
-    """The listwise reranker's window flags, shared by infer and evaluate."""
+def add_listwise_args(group, served: bool = False) -> None:
+    """The listwise reranker's window flags, shared by infer and evaluate (``served``: the job can rerank through a
+    server, whose top_logprobs caps the window)."""
     group.add_argument("--rerank-window", type=positive, default=8, metavar="K",
-                       help="listwise: candidates per prompt, lettered A.. (default 8; at most 26, 20 when served)")
+                       help="listwise: candidates per prompt, lettered A.. (default 8; at most 26"
+                            + (", 20 when served)" if served else ")"))
     group.add_argument("--rerank-orders", choices=("both", "forward"), default="both",
                        help="listwise: each window also in reversed order, scores averaged (default both)")
 

@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
 
     folds = p.add_argument_group("folds")
-    add_fold_args(folds)
+    add_fold_args(folds, fold_by_help="the grouping synth --hide-fold used, of misconception and construct: the "
+                                      "--control pairing rows hide the same folds; --schemes picks the groupings "
+                                      "evaluated (default misconception)")
     folds.add_argument("--schemes", default="misconception,construct", metavar="LIST",
                        help="fold groupings to evaluate, of misconception and construct (default both; "
                             "--fold-by is the one synth --hide-fold used)")

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-cache", metavar="FILE",
                    help="with --reranker-base-url: sqlite file of the server's answers, replayed on re-runs "
                         "(default <cache>/requests/rerank.sqlite)")
-    add_listwise_args(p)
+    add_listwise_args(p, served=True)
     p.add_argument("--rerank-stride", type=positive, metavar="S",
                    help="listwise: step between windows when more than K are reranked (default K)")
     p.add_argument("--rerank-skip-margin", type=float, metavar="M",
@@ -99,10 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rerank-fuse", type=weight, default=DEFAULT_FUSE, metavar="W",
                    help="order the reranked candidates by the reranker's log-probability plus W x the retriever's "
                         "(cosine x 20): 1 multiplies the two models' probabilities, so an unsure reranker keeps the "
-                        f"retriever's order; 0: the reranker's alone (default {DEFAULT_FUSE:g}: README, Inference)")
+                        f"retriever's order; 0: the reranker's alone (default {DEFAULT_FUSE:g}: docs/inference.md)")
     p.add_argument("--unseen-boost", type=_boost, default=DEFAULT_BOOST, metavar="B",
                    help="multiply the probability of misconceptions with no row in train.csv by B "
-                        f"(default {DEFAULT_BOOST:g}: see README, Evaluation)")
+                        f"(default {DEFAULT_BOOST:g}: see docs/evaluation.md)")
     p.add_argument("--batch-size", type=positive, default=256, metavar="N",
                    help="wrong answers retrieved per batch; memory is N x 2,587 scores (default 256)")
     p.add_argument("--threads", type=positive, metavar="N", help="CPU threads for torch (default: one per core)")
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
               + (f" in windows of {args.rerank_window}{', both orders' if args.rerank_orders == 'both' else ''}"
                  if reranker.kind == "listwise" else "")
               + (f", fused with the retriever (weight {args.rerank_fuse:g})" if args.rerank_fuse else "")
-              + ("; untrained pointwise, it lowered MAP@25 in README's evaluation (--reranker none skips it)"
+              + ("; untrained pointwise, it lowered MAP@25 in our evaluation, docs/results (--reranker none skips it)"
                  if not reranker.trained and reranker.kind == "pointwise" else ""), flush=True)
     unseen = {m for m, n in data.real_row_counts().items() if n == 0}
     if args.unseen_boost != 1.0:

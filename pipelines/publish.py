@@ -21,6 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipelines.args import guard
 from store.hub import DEFAULT_ENDPOINT, REPO_ID, PublishError, push_version
 
 
@@ -45,12 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+
+    def push() -> None:
         push_version(Path(args.store), args.version, args.repo, endpoint=args.endpoint, private=args.private)
-    except PublishError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+
+    return guard(push, (PublishError,), "interrupted: a push is one commit, so nothing was half pushed")
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "misconceptions (default 1.0; inf: no limit)")
     mixing.add_argument("--synth-repeat", type=repeat, default=None, metavar="N|auto",
                         help="use each chosen synthetic row N times per epoch; auto: as often as keeps synthetic "
-                             "uses within --synth-ratio x real rows, at most 16 (default auto)")
+                             "uses within --synth-ratio x real rows (1 x with inf), at most 16 (default auto)")
 
     val = p.add_argument_group("validation (real rows of misconceptions unseen in training)")
     val.add_argument("--holdout", type=_fraction, default=None, metavar="F",
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-steps", type=count, default=0, metavar="N",
                    help="retriever step budget over all epochs; 0: no budget, every batch of every epoch (default "
                         "0: synthetic rows lifted unseen MAP@25 three times as much in a full epoch as in 50 steps; "
-                        "times in README, Training)")
+                        "times in docs/training.md)")
     r.add_argument("--eval-every", type=positive, metavar="N",
                    help="also validate every N retriever steps within an epoch (default: after each epoch only)")
     r.add_argument("--lr", type=float, default=R.lr, help=f"retriever learning rate (default {R.lr:g})")
