@@ -31,6 +31,7 @@ class SynthConfig:
     checks: list[str] | None = None  # None: the mode's default checks
     rationale: str = "working"  # distractor mode: the writer's working, or the teacher's rationale
     writer: str = "direct"  # distractor mode: generators.distractor.WRITERS (direct, solve-first)
+    answers: int = 1  # distractor mode: answers drawn an item; above 1 the pick judge chooses (judges.choose)
     per_misconception: int | None = None  # None: the mode's default
     limit: int | None = None  # at most this many items in this run
     seed: int = 0
@@ -60,9 +61,12 @@ class SynthConfig:
     progress: bool = True
 
     def writer_tag(self) -> str:
-        """What the ItemKey adds for a non-default distractor writer ("" for the default), so a run with another
-        writer makes its own items rather than skipping the default's."""
-        return self.writer if self.mode == "distractor" and self.writer != "direct" else ""
+        """What the ItemKey adds for a non-default distractor writer or answer count ("" for the default), so a
+        run with another writer makes its own items rather than skipping the default's."""
+        if self.mode != "distractor":
+            return ""
+        best_of = f"+best-of-{self.answers}" if self.answers > 1 else ""
+        return f"{self.writer}{best_of}" if self.writer != "direct" or best_of else ""
 
     def effective_checks(self) -> list[str]:
         return list(self.checks) if self.checks is not None else list(MODES[self.mode].checks)

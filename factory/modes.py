@@ -6,7 +6,8 @@ around the chosen checks (``factory.checks``). To add a mode: write its stages (
 below (docs/extending.md).
 
     question:   generate -> [checks] -> teach -> near-duplicate
-    distractor: distract (--writer direct | solve-first) -> [checks] -> working | teach -> repeat
+    distractor: distract (--writer direct | solve-first) [-> choose, --answers N] -> [checks] -> working | teach
+                -> repeat
     pairing:    pair -> [checks]                                (no LLM: the control every lift is measured against)
 """
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from factory.checks import build_check
 from generators import QuestionGenerator, RationaleWriter
 from generators.distractor import WRITERS, WorkingAsRationale
 from generators.pairing import PairRealQuestion
+from judges import ChooseAnswer
 from judges.rules import NearDuplicates, RepeatedDistractors
 
 
@@ -48,7 +51,8 @@ DISTRACTOR = Mode(
     "distractor", "a new wrong answer to a real question whose construct fits the target (the real question "
     "and correct answer are kept)",
     checks=("round-trip",), per_misconception=2, bases=True, wrong_answer=True,
-    before=lambda c: [WRITERS[c.writer]()],
+    before=lambda c: [WRITERS[c.writer](answers=c.answers),
+                      *([ChooseAnswer(build_check("pick", c.check_settings))] if c.answers > 1 else [])],
     after=lambda c: [RationaleWriter() if c.rationale == "teacher" else WorkingAsRationale(), RepeatedDistractors()])
 
 PAIRING = Mode(

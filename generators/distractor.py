@@ -18,9 +18,14 @@ sentence where the options are short (five words or more, twice the longest opti
 that copies the prompt's placeholder is retried with a new seed; after ``--max-attempts`` the item
 is rejected (stage ``rules``).
 The working can serve as the row's ``Rationale`` (``--rationale working``).
+
+With ``--answers N`` (more than 1) the writer draws N answers an item, each with its own seed and retries, and
+keeps the distinct ones that pass the rules as ``CandidateAnswers``/``CandidateWorkings`` (the first is the
+row's answer until ``judges.choose`` picks the one the pick judge finds likeliest for the target).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -36,6 +41,8 @@ _LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
 _MATHS = re.compile(r"\d|\\\(|\$")  # a number or LaTeX: an answer of an open form
 _PLACEHOLDER = re.compile(r"pupil'?s working,? one short sentence", re.IGNORECASE)  # the schema line, copied
 SENTENCE_MIN_WORDS = 5  # an answer of at least this many words, twice any option's, is a sentence
+DRAW_STRIDE = 7_919  # --answers: draw j of an item uses seed + j * stride (retries add llm.step.SEED_STRIDE)
+MAX_ANSWERS = 8
 
 
 class Distractor(BaseModel):
@@ -98,10 +105,17 @@ def distractor_rules(answer: str, correct: str, options: list[str]) -> str | Non
 class DistractorWriter(TemplateStep):
     name = "distract"
     role = "generator"
-    columns: dict[str, str] = {"PupilWorking": "string"}
+    columns: dict[str, str] = {"PupilWorking": "string", "CandidateAnswers": "list<string>",
+                               "CandidateWorkings": "list<string>"}
     temperature = 0.7
     max_tokens = 120
     json_schema = WORKING_AND_ANSWER
+
+    def __init__(self, answers: int = 1):
+        super().__init__()
+        if not 1 <= answers <= MAX_ANSWERS:
+            raise ValueError(f"answers must be in 1..{MAX_ANSWERS}, got {answers}")
+        self.answers = answers
 
     def prompt(self, target: Any) -> ChatRequest:
         base = target.base
@@ -120,12 +134,24 @@ class DistractorWriter(TemplateStep):
         def rules(target: Any, d: Distractor) -> str | None:
             return distractor_rules(d.answer, target.base.CorrectAnswerText, options_of(target.base))
 
-        outcomes = ctx.ask(self, [it.target for it in items], check=rules)
-        for it, out in zip(items, outcomes):
-            it.row.update(base_columns(it.target.base), Attempts=out.attempts)
-            if out.value is not None:
+        n = self.answers
+        draws = [dataclasses.replace(it.target, seed=it.target.seed + j * DRAW_STRIDE) for it in items for j in range(n)]
+        outcomes = ctx.ask(self, draws, check=rules)
+        for i, it in enumerate(items):
+            mine = outcomes[n * i: n * i + n]
+            it.row.update(base_columns(it.target.base), Attempts=sum(o.attempts for o in mine))
+            chosen: list[Distractor] = []
+            for out in mine:
+                if out.ok and not any(same_answer(out.value.answer, c.answer) for c in chosen):
+                    chosen.append(out.value)
+            out = mine[0]
+            if chosen:
+                it.row.update(IncorrectAnswerText=chosen[0].answer, PupilWorking=chosen[0].working)
+            elif out.value is not None:
                 it.row.update(IncorrectAnswerText=out.value.answer, PupilWorking=out.value.working)
-            if not out.ok:
+            if n > 1:
+                it.row.update(CandidateAnswers=[c.answer for c in chosen], CandidateWorkings=[c.working for c in chosen])
+            if not chosen:
                 it.reject = ctx.reject("rules" if out.failed_check else self.name, out.error, out.raw)
 
 

@@ -108,16 +108,17 @@ class PickMisconception(TemplateStep):
     def parse_response(self, row: tuple[Any, list[int], list[str]], response: ChatResponse) -> list[float]:
         return letter_probabilities(response, len(row[1]))
 
-    def score(self, items: list[Any], ctx: Any, names: dict[int, str]) -> list[tuple[dict[int, float] | None, str]]:
+    def score(self, items: list[Any], ctx: Any, names: dict[int, str],
+              stage: str | None = None) -> list[tuple[dict[int, float] | None, str]]:
         """Per item: candidate -> probability averaged over both orders of each rule's candidates (0 where not
-        shown; None when unreadable), and a reason."""
+        shown; None when unreadable), and a reason. ``stage``: the stage its requests are accounted under."""
         rows = []
         for it in items:
             for rule in self.rules:
                 order = self.choose_candidates(it.row, it.target.seed, ctx, rule)
                 for o in (order, order[::-1]):
                     rows.append((it, o, [names[m] for m in o]))
-        outcomes = ctx.ask(self, rows)
+        outcomes = ctx.ask(self, rows, stage=stage)
         n = 2 * len(self.rules)  # prompts an item
         scored = []
         for i in range(len(items)):

@@ -34,7 +34,7 @@ from embeddings import ClusterParams, EmbedderError
 from factory.checks import BUILT_IN, CheckError, check_class, check_options
 from factory.config import DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
 from factory.modes import DEFAULT_MODE, MODES
-from generators.distractor import WRITERS
+from generators.distractor import MAX_ANSWERS, WRITERS
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, MIN_N_CTX, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
@@ -226,6 +226,10 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
                    help="distractor mode: direct (the question alone, the pupil's answer) or solve-first (shown the "
                         "correct answer too, the model solves the question, then redoes the step the misconception "
                         "changes and gives the pupil's answer) (default direct)")
+    q.add_argument("--answers", type=number_in(1, MAX_ANSWERS, kind=int), default=1, metavar="N",
+                   help="distractor mode: answers the writer draws an item; above 1 the pick judge (--judge-model, "
+                        "--pick-k, --pick-candidates) keeps the one likeliest for the target (stage choose) "
+                        "(default 1; measured in docs/synth.md)")
     q.add_argument("--rationale", choices=RATIONALES, default="working",
                    help="distractor mode: the Rationale column is the writer's one-line working, or the teacher "
                         "writes it (default working)")
@@ -284,7 +288,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
     cfg = SynthConfig(
         data_dir=resolve_data_dir(args.data_dir), store=Path(args.store), clusters=clusters,
         misconceptions=misconceptions, mode=args.mode, checks=args.checks, rationale=args.rationale,
-        writer=args.writer,
+        writer=args.writer, answers=args.answers,
         per_misconception=args.per_misconception, limit=args.limit, seed=args.seed,
         generator_model=args.generator_model or args.model, judge_model=args.judge_model or args.model,
         teacher_model=args.teacher_model or args.model, solver_model=args.solver_model or args.model,
@@ -357,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--checks {wrong.name} is for --mode {' or '.join(wrong.modes)} ({wrong.modes_why})")
     if args.writer != "direct" and args.mode != "distractor":
         parser.error(f"--writer {args.writer} is for --mode distractor")
+    if args.answers > 1 and args.mode != "distractor":
+        parser.error(f"--answers {args.answers} is for --mode distractor")
     if (args.ray_address or args.ray_workers) and args.executor != "ray":
         parser.error("--ray-address and --ray-workers are for --executor ray")
     if args.engine == "embedded" and args.base_url:

@@ -63,6 +63,8 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
     (["--cluster", "all", "--pick-candidates", "mixed+closest"], "--pick-candidates: candidates must be one of"),
     (["--cluster", "all", "--model", "gpt-17"], "error: model 'gpt-17'"),
     (["--cluster", "all", "--ray-workers", "2"], "--ray-address and --ray-workers are for --executor ray"),
+    (["--cluster", "all", "--mode", "pairing", "--answers", "2"], "--answers 2 is for --mode distractor"),
+    (["--cluster", "all", "--answers", "9"], "argument --answers: must be in [1, 8]"),
     (["--cluster", "all", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
      "error: --ray-address 127.0.0.1:1: cannot connect to Ray"),
 ])
@@ -249,6 +251,23 @@ def test_distractor_rows_checks_rejudging_and_a_new_check(tmp_path, data_dir, ta
     new = [r for r in kept + rejected if r["Version"] == record["id"]]
     assert len(new) == 2 and all(r["ItemKey"].endswith(":writer=solve-first") for r in new)
 
+    # best of 3: the writer draws 3 answers an item, the pick judge chooses; the pick check re-asks nothing
+    result = synth(data_dir, store, *targets, "--answers", "3", "--checks", "pick", "--pick-threshold", "0.01")
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept, rejected, versions = stored(store)
+    record = max(versions, key=lambda v: v["started"])
+    assert [s["name"] for s in record["stages"]] == ["distract", "choose", "pick", "working", "repeat"]
+    assert record["config"]["answers"] == 3 and record["usage"]["distract"]["requests"] >= 3 * 2
+    new = [r for r in kept + rejected if r["Version"] == record["id"]]
+    assert len(new) == 2 and all(r["ItemKey"].endswith(":writer=direct+best-of-3") for r in new)
+    chosen = [r for r in new if len(r["CandidateAnswers"] or []) > 1]
+    for r in new:
+        if r["CandidateAnswers"]:
+            assert r["IncorrectAnswerText"] in r["CandidateAnswers"]
+            assert r["PupilWorking"] == r["CandidateWorkings"][r["CandidateAnswers"].index(r["IncorrectAnswerText"])]
+    assert record["usage"]["choose"]["requests"] == 4 * sum(len(r["CandidateAnswers"]) for r in chosen)
+    assert record["usage"]["pick"]["replayed"] >= 4 * len(chosen)  # the chosen answer's prompts, answered by choose
+
 
 @pytest.mark.slow
 def test_the_solve_first_writer_shows_the_correct_answer_and_keeps_the_pupils_working(data_dir):
@@ -268,3 +287,5 @@ def test_the_solve_first_writer_shows_the_correct_answer_and_keeps_the_pupils_wo
         SolveFirstWriter().parse(target, '{"solution": "12", "pupil_working": "adds", "answer": ""}')
     assert factory.item_key(target, "m", None, config.writer_tag()).endswith(":writer=solve-first")
     assert config.writer_tag() == "solve-first" and SynthConfig(data_dir=data_dir).writer_tag() == ""
+    assert SynthConfig(data_dir=data_dir, answers=4).writer_tag() == "direct+best-of-4"
+    assert SynthConfig(data_dir=data_dir, mode="pairing", answers=4).writer_tag() == ""
