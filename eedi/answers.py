@@ -14,6 +14,7 @@ apart from an answer of the question's own form.
 """
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 
@@ -117,14 +118,26 @@ def numeric_value(answer: str) -> float | None:
 
 
 def same_answer(a: str, b: str) -> bool:
-    """True when the two answers are equal by value (numbers) or by normalised text."""
+    """True when the two answers are equal by value (numbers) or by normalised text. A decimal shown cut short
+    (``2.5505 \\ldots``) equals any number that begins with its digits (``2.550526``)."""
     na, nb = normalise(a), normalise(b)
     if na == nb:
         return bool(na)
     va, vb = numeric_value(a), numeric_value(b)
     if va is None or vb is None:
         return False
-    return abs(va - vb) <= 1e-9 * max(1.0, abs(va), abs(vb))
+    if abs(va - vb) <= 1e-9 * max(1.0, abs(va), abs(vb)):
+        return True
+    return _extends(na, a, vb) or _extends(nb, b, va)
+
+
+def _extends(shown: str, raw: str, value: float) -> bool:
+    """Whether ``value`` begins with the digits of ``shown``, a decimal written with a trailing ellipsis."""
+    if not _ELLIPSIS.search(_DELIMITERS.sub("", str(raw)).strip()) or not re.fullmatch(r"-?\d+\.\d+", shown):
+        return False
+    places = len(shown.split(".")[1])
+    cut = math.floor(abs(value) * 10 ** places + 1e-6) / 10 ** places
+    return (value < 0) == shown.startswith("-") and abs(cut - abs(float(shown))) < 0.5 / 10 ** places
 
 
 _NOISE = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$|\s+")

@@ -39,6 +39,8 @@ from llm.parsing import ParseError, parse_json_object, parse_model, validation_r
 MAX_ANSWER_CHARS = 120
 _LETTER = re.compile(r"^\(?(?:option\s*)?[A-Da-d][).:]?$")
 _MATHS = re.compile(r"\d|\\\(|\$")  # a number or LaTeX: an answer of an open form
+_ALNUM = re.compile(r"[^\W_]")  # '{"}', '}': no letter or digit (½ and π count)
+_JSON_TAIL = re.compile(r'"\s*,\s*$')  # '\boxed{12}",': the answer ran on into the JSON
 _PLACEHOLDER = re.compile(r"pupil'?s working,? one short sentence", re.IGNORECASE)  # the schema line, copied
 SENTENCE_MIN_WORDS = 5  # an answer of at least this many words, twice any option's, is a sentence
 DRAW_STRIDE = 7_919  # --answers: draw j of an item uses seed + j * stride (retries add llm.step.SEED_STRIDE)
@@ -60,6 +62,8 @@ class Distractor(BaseModel):
             raise ValueError(f"is longer than {MAX_ANSWER_CHARS} characters")
         if _LETTER.match(v):
             raise ValueError("is an option letter, not an answer")
+        if not _ALNUM.search(v) or v.count("{") != v.count("}") or _JSON_TAIL.search(v):
+            raise ValueError("is a piece of the JSON, not an answer")
         return stated_answer(v)
 
     @field_validator("working")

@@ -16,10 +16,10 @@ class ParseError(ValueError):
 # LLMs often write LaTeX unescaped inside JSON strings: "\frac" then decodes as a form feed followed by
 # "rac", "\boxed" as a backspace, "\rightarrow" as a carriage return; "\sqrt" and "\(" are invalid JSON.
 # So a backslash is LaTeX unless it starts a JSON escape a model means: \" \\ \/, "\n" and "\t" (a new
-# line, a tab: "\nThe") unless a LaTeX command follows ("\neq", "\times"), and "\u" with four hex digits.
+# line, a tab: "\nThe") unless a LaTeX command follows ("\neq", "\ngeq", "\times"), and "\u" with four hex digits.
 _LATEX = re.compile(
     r'(?<!\\)\\(?=[^"\\/ntu]|u(?![0-9a-fA-F]{4})|'
-    r"(?:neq|ne|neg|not|notin|nabla|newline|times|text|textbf|textit|textrm|tfrac|theta|tau|tilde|to|"
+    r"(?:neq|ne|neg|ngeq|nleq|ngtr|nless|not|notin|nabla|newline|times|text|textbf|textit|textrm|tfrac|theta|tau|tilde|to|"
     r"therefore|top|tan|triangle)(?![a-zA-Z]))")
 
 

@@ -12,7 +12,7 @@ from judges.pick import letter_probabilities
 from judges.solver import Solver
 from llm import BackendError, BackendOptions, ChatResponse, Usage
 from llm.openai_backend import _refuses_format
-from llm.parsing import ParseError
+from llm.parsing import ParseError, parse_json_object
 from store import DatasetStore, StoreError
 from store.store import read_journal
 from tests.letter_server import LetterServer
@@ -35,6 +35,10 @@ from tests.letter_server import LetterServer
     (r"\( \Delta=-26 \)", "-26", True), (r"\( 2.5505 \ldots \)", "2.5505", True), (r"\( 2.243 \ldots \)", "2.5505", False),
     (r"\( p<-2 \)", "-2>p", True), (r"\( 3 \geq n \)", "n \\leq 3", True), (r"\( p<-2 \)", "p>-2", False),
     (r"\( n \geq 3 \)", r"\( 3 \geq n \)", False),
+    # best of 4 (2026-12-07): the correct answer shown cut short, written out in full
+    (r"\( 2.5505 \ldots \)", "2.550526315789474", True), (r"\( 2.5505 \ldots \)", "2.55", False),
+    (r"\( -2.5505 \ldots \)", "-2.55059", True), (r"\( 2.5505 \ldots \)", "-2.55059", False),
+    ("2.55", "2.550526", False),
 ])
 def test_answers_compare_by_value_where_both_are_numbers(a, b, same):
     assert same_answer(a, b) is same
@@ -50,6 +54,12 @@ def test_distractor_rules_and_parse():
         writer.parse(None, '{"working": "it is B", "answer": "B"}')
     with pytest.raises(ParseError, match="no JSON object"):
         writer.parse(None, "The answer is 5/12")
+    # pieces of the JSON the 1.5B's answers ran into (best of 4, 2026-12-07); ½ and π are answers
+    for broken in ('{\\"}', "}", "} 23: 50", '\\\\boxed{12}\\",'):
+        with pytest.raises(ParseError, match="a piece of the JSON"):
+            writer.parse(None, '{"working": "w", "answer": "%s"}' % broken)
+    assert [writer.parse(None, '{"working": "w", "answer": "%s"}' % a).answer for a in ("½", "π")] == ["½", "π"]
+    assert parse_json_object('{"answer": "3 \\ngeq n"}')["answer"] == "3 \\ngeq n"  # \ngeq, not a new line
 
 
 @pytest.mark.parametrize("written, kept", [
@@ -249,6 +259,53 @@ def test_pick_candidates_come_from_the_target_s_neighbours_or_from_what_retrieve
     assert set(probs) == set(orders[0]) | set(orders[1]) and sum(probs.values()) == pytest.approx(1)
     for m, p in probs.items():
         assert p == pytest.approx(shown_first.count(m) / 4, abs=0.01)
+
+
+class ReadingJudge:
+    """A stand-in judge (the ``llm.Backend`` interface, answering with top logprobs as a server does) that
+    gives the target's letter when the pupil's answer is ``fits`` and another letter otherwise."""
+
+    identity = None
+
+    def __init__(self, target_name: str, fits: str):
+        self.target_name, self.fits, self.requests = target_name, fits, []
+
+    def chat_many(self, requests):
+        self.requests += requests
+        for i, r in enumerate(requests):
+            user = r.messages[-1][1]
+            letters = {line.split(". ", 1)[1]: line[0] for line in user.splitlines() if line[1:3] == ". "}
+            target = letters[self.target_name]
+            other = next(x for x in letters.values() if x != target)
+            best = target if f"Pupil's wrong answer: {self.fits}\n" in user else other
+            yield i, ChatResponse(best, 100, 1, top_logprobs=((best, -0.1), (target if best != target else other, -3.0)))
+
+
+@pytest.mark.slow
+def test_choose_keeps_the_answer_the_judge_finds_likeliest_for_the_target(data_dir, embedder):
+    from eedi import load_eedi
+    from factory import Context
+    from factory.context import Item
+    from judges import ChooseAnswer, NearDuplicateIndex, PickMisconception
+
+    data = load_eedi(data_dir)
+    pair = sorted(data.train_pairs, key=lambda p: p.key)[0]
+    names = data.misconceptions
+    ids = sorted(set(sorted(names)[:300]) | {pair.MisconceptionId})
+    judge = ReadingJudge(names[pair.MisconceptionId], fits="7")
+    ctx = Context(backends={"judge": judge}, usage={"choose": Usage()}, embedder=embedder, names=names, ids=ids,
+                  vectors=embedder.encode([names[m] for m in ids]), real_questions=NearDuplicateIndex(embedder))
+    row = {"SubjectName": pair.SubjectName, "ConstructName": pair.ConstructName, "QuestionText": pair.QuestionText,
+           "CorrectAnswerText": pair.CorrectAnswerText, "MisconceptionId": pair.MisconceptionId,
+           "IncorrectAnswerText": "5", "PupilWorking": "w5"}
+    target = SimpleNamespace(seed=3, misconception_id=pair.MisconceptionId)
+    three = Item(target, {**row, "CandidateAnswers": ["5", "7", "9"], "CandidateWorkings": ["w5", "w7", "w9"]})
+    one = Item(target, {**row, "CandidateAnswers": ["5"], "CandidateWorkings": ["w5"]})
+    ChooseAnswer(PickMisconception()).run([three, one], ctx)
+    assert (three.row["IncorrectAnswerText"], three.row["PupilWorking"], three.row["PickRank"]) == ("7", "w7", 1)
+    assert three.row["PickProbability"] > 0.9 and three.reject is None
+    assert one.row["IncorrectAnswerText"] == "5" and "PickRank" not in one.row  # one answer: no judge asked
+    assert len(judge.requests) == 3 * 4 and ctx.usage["choose"].requests == 12  # 2 rules x 2 orders an answer
 
 
 def test_boxed_and_text_wrappers_are_unwrapped_when_answers_are_compared():
