@@ -35,6 +35,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +54,7 @@ from trainers.retriever import RetrieverConfig, train_retriever
 
 GROUPS = ("all", "seen", "unseen")
 CARDS = "+cards"  # the suffix of a condition whose retriever documents carry the misconception cards
+NO_ANSWERS = "-no-answers"  # the suffix of a store's twin without the LLM's answers (evaluation.control)
 DEPTH = 100  # rankings are kept to recall@100
 
 
@@ -104,6 +106,12 @@ class EvalConfig:
         """(condition, version, mixing rule) for every version and repeat."""
         return [(f"real+{v}" + (f"x{r}" if r else ""), v, replace(self.mix, repeat=r))
                 for v in versions for r in self.repeats]
+
+
+def answerless_twin(condition: str) -> str:
+    """The name of a store condition's twin without the LLM's answers: ``real+V-no-answers`` (``xR`` kept last)."""
+    base, repeat = re.fullmatch(r"(.+?)(x\d+)?", condition).groups()
+    return f"{base}{NO_ANSWERS}{repeat or ''}"
 
 
 def rows_digest(examples: list[Example] | None) -> str:

@@ -5,7 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from evaluation.crossval import CARDS, DEPTH, covered_uplift, summarise, uplift
+from evaluation.crossval import CARDS, DEPTH, NO_ANSWERS, answerless_twin, covered_uplift, summarise, uplift
 
 CONTROL = "real+control"  # evaluation.control: the LLM-free pairing rows
 
@@ -151,6 +151,8 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
                      "per-misconception cap): " + ", ".join(f"{SCHEME_NAMES.get(s, s)} fold {f}: {n}"
                                                           for (s, f), n in sorted(used.items())))
         baselines = ["real"] + ([CONTROL] if CONTROL in synthetic and condition != CONTROL else [])
+        if answerless_twin(condition) in synthetic:  # what the LLM's answers add, the same rows without them
+            baselines.append(answerless_twin(condition))
         for baseline in baselines:
             lines += _lift_line(results, condition, baseline, k)
         for scheme, folds in covered_uplift(results, condition).items():
@@ -160,7 +162,8 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
                              f"pairs {lo:+.4f} to {hi:+.4f})" for n, b, a, (lo, hi) in folds))
     lines += _cards_section(results, synthetic, k)
     if synthetic:
-        shown = synthetic[-2] if len(synthetic) > 1 and synthetic[-1] == CONTROL else synthetic[-1]
+        stores = [c for c in synthetic if c != CONTROL and NO_ANSWERS not in c]  # the stores, not the controls
+        shown = stores[-1] if stores else synthetic[-1]
         per_cluster = cluster_uplift(results, shown, cluster_of)
         plot_cluster_uplift(per_cluster, report / "uplift_by_cluster.png",
                             f"{shown} - real, folds grouped by misconception (retriever, no boost)")

@@ -27,6 +27,7 @@ class SynthConfig:
     store: Path = Path("synth-store")
     clusters: list[int] | None = None  # None: every cluster with targets
     misconceptions: list[int] | None = None  # only these targets (--misconception, --misconceptions FILE)
+    fill_gaps: bool = False  # only targets without a kept row in the store (same hide_fold): --fill-gaps
     mode: str = DEFAULT_MODE  # a name in factory.modes.MODES
     checks: list[str] | None = None  # None: the mode's default checks
     rationale: str = "working"  # distractor mode: the writer's working, or the teacher's rationale

@@ -45,6 +45,23 @@ def commit(item: Item, writer: VersionWriter) -> str:
     return f"{r.stage}: {r.reason.split(':')[0]}"
 
 
+def without_kept_rows(wanted: set[int], store: DatasetStore, config: SynthConfig, err: TextIO) -> set[int]:
+    """``--fill-gaps``: the targets the store holds no kept row for, among rows made with the same hidden fold.
+
+    Rows of earlier ``--fill-gaps`` runs of the same mode do not count, so a killed fill run, re-run, fills
+    the same gaps (its finished items are skipped by key, as in any re-run).
+    """
+    own = {v["id"] for v in store.versions()
+           if v.get("config", {}).get("fill_gaps") and v["config"].get("mode") == config.mode}
+    fold = str(config.hide_fold or "")
+    rows = store.read("train", ["MisconceptionId", "RealRowsHidden", "Version"]).to_pylist()
+    served = {r["MisconceptionId"] for r in rows if r["RealRowsHidden"] == fold and r["Version"] not in own}
+    left = wanted - served
+    err.write(f"--fill-gaps: {len(wanted) - len(left)} of {len(wanted)} targets have kept rows in {config.store}; "
+              f"items for the other {len(left)}\n")
+    return left
+
+
 def make_executor(config: SynthConfig, data: RunData, models: dict[str, str], pool: BackendPool,
                   err: TextIO) -> Executor:
     if config.executor == "ray":
@@ -63,12 +80,17 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     """
     world = prepare(config)
     wanted = world.chosen_targets(config, err)
-    targets = plan(world, config, wanted)
     stages = stages_for(config)
     store = DatasetStore.open(config.store, {**all_stage_columns(), **{c: t for s in stages for c, t in s.columns.items()}})
     pool = BackendPool(config.backend)
     executor: Executor | None = None
     try:
+        if config.fill_gaps:
+            wanted = without_kept_rows(wanted, store, config, err)
+            if not wanted:
+                out.write(f"nothing to do: every target has a kept row in {config.store}\n")
+                return {"status": "nothing to do", "planned": 0, "skipped": 0}
+        targets = plan(world, config, wanted)
         if any(s.role for s in stages):
             identities = {role: pool.identify(spec) for role, spec in config.role_models().items()}
             models = {role: str(identity) for role, identity in identities.items()}

@@ -5,7 +5,7 @@ Examples:
   python -m pipelines.synth --cluster all --hide-fold 0 --store eval-store      # evaluation data, fold 0
   python -m pipelines.evaluate --data-dir data/eedi --store eval-store --versions all --only-folds 0 \\
       --report reports/eval
-  python -m pipelines.evaluate --data-dir data/eedi --store eval-store --pooled --control pairing \\
+  python -m pipelines.evaluate --data-dir data/eedi --store eval-store --pooled --control pairing,no-answers \\
       --only-folds 0,1,2 --schemes misconception --reranker none --report reports/vs-control
   python -m pipelines.synth --misconception-cards --store cards-store          # the teacher's cards, once
   python -m pipelines.evaluate --data-dir data/eedi --cards cards-store --only-folds 0 --schemes misconception \\
@@ -14,7 +14,9 @@ Examples:
 Folds are grouped by misconception (validation misconceptions unseen in training) and by
 construct.  Conditions on the same folds: the zero-shot base retriever, the retriever trained
 on real rows, trained on real + each chosen store version (or all of them, --pooled) at
-each --synth-repeat, and with --control pairing on real + the LLM-free control's rows; each ranked with and without the reranker and with each --unseen-boost.
+each --synth-repeat; with --control pairing on real + the LLM-free control's rows, with --control
+no-answers on each store's rows without the LLM's answers; each ranked with and without the
+reranker and with each --unseen-boost.
 A synthetic row trains a fold only if that fold's validation rows were hidden when it was made
 (synth --hide-fold): not among its shots, not among its near-duplicate references.  The report
 (report.md, results.json, PNG plots) goes to --report; finished conditions are reused when a
@@ -51,6 +53,20 @@ def _ints(value: str) -> list[int]:
     return out
 
 
+CONTROLS = ("pairing", "no-answers")
+
+
+def _controls(value: str) -> list[str]:
+    """--control: a comma-separated list of CONTROLS, or none."""
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if names == ["none"]:
+        return []
+    wrong = [n for n in names if n not in CONTROLS]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"expected {', '.join(CONTROLS)} (comma-separated) or none, got {value!r}")
+    return list(dict.fromkeys(names))
+
+
 def check_folds(folds: int, only: list[int] | None) -> None:
     """--only-folds ids are in 0..K-1 (--folds K is at least 2 by its argparse type)."""
     outside = [f for f in only or () if not 0 <= f < folds]
@@ -74,11 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--pooled", action="store_true",
                     help="evaluate the chosen versions together, as one condition real+synthetic (e.g. one "
                          "synth --hide-fold run per fold; the leak rule still picks each fold's rows)")
-    io.add_argument("--control", choices=("pairing", "none"), default="none",
-                    help="pairing: also train on the LLM-free control, real + pairing-mode rows for every target of "
-                         "each evaluated fold (synth --mode pairing --hide-fold F, made in seconds into "
-                         "REPORT/control-store), and report each store's lift over it as well as over real rows "
-                         "(default none)")
+    io.add_argument("--control", type=_controls, default=[], metavar="LIST",
+                    help="LLM-free controls, comma-separated. pairing: also train on real + pairing-mode rows for "
+                         "every target of each evaluated fold (synth --mode pairing --hide-fold F, made in seconds "
+                         "into REPORT/control-store), and report each store's lift over it as well as over real "
+                         "rows; no-answers: each store condition also trains as <condition>-no-answers, the same "
+                         "rows with the LLM's wrong answer and reasoning left out, and the report gives what the "
+                         "answers add; none (default): neither")
     io.add_argument("--cards", metavar="STORE",
                     help="a store holding misconception cards (synth --misconception-cards): every condition also "
                          "runs as <condition>+cards, its retriever's documents the names with their cards, and the "
@@ -162,7 +180,14 @@ def run(args: argparse.Namespace) -> int:
             synthetic = {v: [] for v in selection.versions}
             for row in selection.rows:
                 synthetic.setdefault(row["Version"], []).append(row)
-    if args.control == "pairing":
+    if "no-answers" in args.control:
+        from evaluation.control import without_answers
+        from evaluation.crossval import NO_ANSWERS
+
+        if not synthetic:
+            raise DataError("--control no-answers: the twins are of a store's conditions; give --store")
+        synthetic.update({f"{name}{NO_ANSWERS}": without_answers(rows) for name, rows in list(synthetic.items())})
+    if "pairing" in args.control:
         from evaluation.control import CONDITION, pairing_control
 
         synthetic[CONDITION] = pairing_control(

@@ -111,6 +111,10 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
                       help="only the target misconceptions listed in FILE, one MisconceptionId per line "
                            "('#' starts a comment). An id not in misconception_mapping.csv is an error; a listed "
                            "misconception that is not a target (see --min-real-rows) is skipped with a warning")
+    what.add_argument("--fill-gaps", action="store_true",
+                      help="only the targets the store holds no kept row for yet (rows made with the same "
+                           "--hide-fold, any mode and version): e.g. --mode pairing --fill-gaps after an LLM run gives "
+                           "the targets its checks left without a row the control's rows (measured in docs/synth.md)")
     what.add_argument("--mode", choices=list(MODES), default=DEFAULT_MODE,
                       help="; ".join(f"{m.name}: {m.summary}" for m in MODES.values()) + f" (default {DEFAULT_MODE})")
     what.add_argument("--misconception-cards", action="store_true",
@@ -287,7 +291,8 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
                    **({"tensor_parallel_size": args.vllm_tensor_parallel} if args.vllm_tensor_parallel > 1 else {})})
     cfg = SynthConfig(
         data_dir=resolve_data_dir(args.data_dir), store=Path(args.store), clusters=clusters,
-        misconceptions=misconceptions, mode=args.mode, checks=args.checks, rationale=args.rationale,
+        misconceptions=misconceptions, fill_gaps=args.fill_gaps, mode=args.mode, checks=args.checks,
+        rationale=args.rationale,
         writer=args.writer, answers=args.answers,
         per_misconception=args.per_misconception, limit=args.limit, seed=args.seed,
         generator_model=args.generator_model or args.model, judge_model=args.judge_model or args.model,
@@ -346,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.cluster and "all" not in args.cluster:
             parser.error("--misconception-cards writes one card per misconception: choose them with --misconception "
                          "or --misconceptions, not --cluster (none of these: every misconception)")
+        if args.fill_gaps:
+            parser.error("--fill-gaps chooses targets for rows; --misconception-cards resumes on its own")
         if args.push_to_hub or args.list_clusters:
             parser.error("--misconception-cards: no --push-to-hub or --list-clusters (push cards with "
                          "python -m pipelines.publish, which sends them with a version)")
