@@ -1,6 +1,6 @@
 """Can each check tell the right item from a wrong one?  Real labelled rows are the ground truth.
 
-Every check the factory can run is given --pairs real labelled (question, wrong answer) rows of
+Each built-in check it knows how to score (``SCORED``) is given --pairs real labelled (question, wrong answer) rows of
 train.csv, with the same stage code and prompts the factory uses:
 
 - misconception checks (pick, round-trip, judge): each row three times, claiming its labelled
@@ -36,6 +36,7 @@ from judges import NearDuplicateIndex, PickMisconception, RoundTrip, RubricJudge
 from llm import BackendOptions, BackendPool, Usage, cache_dir  # noqa: E402
 
 KINDS = ("labelled", "nearest", "random")
+SCORED = ("solve", "pick", "round-trip", "judge")  # the checks this benchmark scores (a new one: a branch in scores_of)
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
@@ -82,7 +83,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=30)
     parser.add_argument("--models", default="qwen2.5-coder-0.5b",
                         help="comma-separated presets or .gguf paths; with --base-url, served model names")
-    parser.add_argument("--checks", default=",".join(CHECKS), help=f"comma-separated, of {', '.join(CHECKS)}")
+    parser.add_argument("--checks", default=",".join(SCORED), help=f"comma-separated, of {', '.join(SCORED)}")
     parser.add_argument("--pick-candidates", default="mixed+retrieved-mixed,retrieved-mixed,mixed",
                         help="comma-separated rules, each a condition: nearest, mixed, retrieved, "
                              "retrieved-mixed, or several joined by + (averaged)")
@@ -93,9 +94,9 @@ def main() -> None:
     parser.add_argument("--min-score", type=float, default=default("judge", "min_score"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    unknown = [c for c in args.checks.split(",") if c.strip() and c.strip() not in CHECKS]
+    unknown = [c for c in args.checks.split(",") if c.strip() and c.strip() not in SCORED]
     if unknown:
-        parser.error(f"--checks: unknown check {unknown[0]!r} (choose from {', '.join(CHECKS)})")
+        parser.error(f"--checks: {unknown[0]!r} is not a check this benchmark scores ({', '.join(SCORED)})")
 
     data = load_eedi(resolve_data_dir(args.data_dir))
     names = data.misconceptions

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eedi import resolve_data_dir  # noqa: E402
-from factory import SynthConfig, run  # noqa: E402
+from factory import MODES, SynthConfig, run  # noqa: E402
 from llm import BackendOptions  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir")
     p.add_argument("--items", type=int, default=12)
-    p.add_argument("--mode", action="append", choices=("question", "distractor"),
+    p.add_argument("--mode", action="append", choices=list(MODES),
                    help="repeatable (default: both)")
     p.add_argument("--checks", action="append", default=None,
                    help="comma-separated checks of a case; repeatable, one case each ('none': no check)")

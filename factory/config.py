@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from embeddings import ClusterParams
+from generators.distractor import DEFAULT_WRITER
 from judges import NEAR_DUPLICATE_THRESHOLD
-from factory.modes import DEFAULT_MODE, MODES
+from factory.modes import DEFAULT_MODE, KEYED_WITHOUT_MODE, MODES
 from llm import BackendOptions
 from eedi.splits import FoldSpec
 
@@ -31,7 +32,7 @@ class SynthConfig:
     mode: str = DEFAULT_MODE  # a name in factory.modes.MODES
     checks: list[str] | None = None  # None: the mode's default checks
     rationale: str = "working"  # distractor mode: the writer's working, or the teacher's rationale
-    writer: str = "direct"  # distractor mode: generators.distractor.WRITERS (direct, solve-first)
+    writer: str = DEFAULT_WRITER  # distractor mode: a name in generators.distractor.WRITERS
     answers: int = 1  # distractor mode: answers drawn an item; above 1 the pick judge chooses (judges.choose)
     per_misconception: int | None = None  # None: the mode's default
     limit: int | None = None  # at most this many items in this run
@@ -61,13 +62,16 @@ class SynthConfig:
     task_items: int = DEFAULT_TASK_ITEMS
     progress: bool = True
 
-    def writer_tag(self) -> str:
-        """What the ItemKey adds for a non-default distractor writer or answer count ("" for the default), so a
-        run with another writer makes its own items rather than skipping the default's."""
+    def key_tag(self) -> str:
+        """What the ItemKey adds, so a run that makes other items never skips a stored one as its own: the mode
+        (``mode=NAME``, for every mode but the first three, whose keys predate it), or a non-default distractor
+        writer or answer count (``writer=NAME[+best-of-N]``); "" for the default."""
+        if self.mode not in KEYED_WITHOUT_MODE:
+            return f"mode={self.mode}"
         if self.mode != "distractor":
             return ""
         best_of = f"+best-of-{self.answers}" if self.answers > 1 else ""
-        return f"{self.writer}{best_of}" if self.writer != "direct" or best_of else ""
+        return f"writer={self.writer}{best_of}" if self.writer != DEFAULT_WRITER or best_of else ""
 
     def effective_checks(self) -> list[str]:
         return list(self.checks) if self.checks is not None else list(MODES[self.mode].checks)

@@ -100,7 +100,7 @@ class Engine:
             "MisconceptionId": target.misconception_id, "MisconceptionName": target.misconception_name,
             "ClusterId": target.cluster_id, "Seed": target.seed, "ItemIndex": target.item_index,
             "ItemKey": item_key(target, self.models["generator"], self.config.hide_fold,
-                                self.config.writer_tag()),
+                                self.config.key_tag()),
             "ChecksKey": self.checks_key, "Mode": self.config.mode, "Checks": [],
             "ShotIds": [s.key for s in target.shots], "RealRowsHidden": str(self.config.hide_fold or ""),
             "GeneratorModel": self.models["generator"], "SolverModel": self.models["solver"],

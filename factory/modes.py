@@ -31,12 +31,25 @@ class Mode:
     checks: tuple[str, ...]  # the checks run by default, in order
     per_misconception: int  # items per target by default
     bases: bool  # each item keeps a real base question (factory.plan.BasePicker): its k-th item the k-th base
-    wrong_answer: bool  # its rows carry a wrong answer (checks solve, pick and judge read one)
+    wrong_answer: bool  # its rows carry a wrong answer (the checks pick and judge read one)
     before: Callable[[Any], list]  # the stages before the checks
     after: Callable[[Any], list]  # the stages after them
 
     def stages(self, config: Any, checks: list) -> list:  # config: a factory.config.SynthConfig
         return [*self.before(config), *checks, *self.after(config)]
+
+    def lacks(self, check: Any) -> str | None:
+        """Why a check (a ``llm.stage.Stage``) cannot run on this mode's rows, or None when it can."""
+        has = {"wrong_answer": self.wrong_answer, "written_answer": not self.bases}
+        missing = next((n for n in check.needs if not has.get(n, False)), None)
+        if missing is None:
+            return None
+        return f"--checks {check.name} reads {ROW_PARTS.get(missing, missing)}, which --mode {self.name} rows do not have"
+
+
+# What a check may need from a row (``llm.stage.Stage.needs``), each given by the Mode's fields.
+ROW_PARTS = {"wrong_answer": "a wrong answer to judge",  # Mode.wrong_answer
+             "written_answer": "a correct answer the LLM wrote"}  # a mode without real base questions (bases=False)
 
 
 QUESTION = Mode(
@@ -63,4 +76,7 @@ PAIRING = Mode(
 
 MODES: dict[str, Mode] = {m.name: m for m in (DISTRACTOR, QUESTION, PAIRING)}
 DEFAULT_MODE = "distractor"
+# Modes whose ItemKey leaves out the mode (their stored keys predate it); every mode added later gets ":mode=NAME"
+# (SynthConfig.key_tag), so its items never collide with another mode's over the same bases and generator.
+KEYED_WITHOUT_MODE = ("question", "distractor", "pairing")
 

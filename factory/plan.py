@@ -11,8 +11,8 @@ earlier target of the cluster first (so a cluster's items spread over its questi
 takes the ``k``-th base.
 Questions with a row of the hidden fold (``--hide-fold``) are never bases.
 
-``ItemKey`` names what was generated (misconception, item index, seed, generator model, mode and base
-question, hidden fold); a re-run skips an item stored with the same key and the same check settings.
+``ItemKey`` names what was generated (misconception, item index, seed, generator model, base question, the
+mode or writer where it is not the default's, hidden fold); a re-run skips an item stored with the same key and the same check settings.
 """
 from __future__ import annotations
 
@@ -36,13 +36,13 @@ def item_seed(seed: int, misconception_id: int, item_index: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def item_key(target: Target, generator: str, hide_fold=None, writer: str = "") -> str:
-    """Identifies what an item generated, across runs (``writer``: ``SynthConfig.writer_tag``)."""
+def item_key(target: Target, generator: str, hide_fold=None, tag: str = "") -> str:
+    """Identifies what an item generated, across runs (``tag``: ``SynthConfig.key_tag``, the mode or writer)."""
     key = f"{target.misconception_id}:{target.item_index}:{target.seed}:{generator}"
     if target.base is not None:
         key += f":distractor={target.base.QuestionId}"
-    if writer:
-        key += f":writer={writer}"
+    if tag:
+        key += f":{tag}"
     return f"{key}:hide={hide_fold}" if hide_fold else key
 
 

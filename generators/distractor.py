@@ -108,6 +108,7 @@ def distractor_rules(answer: str, correct: str, options: list[str]) -> str | Non
 
 class DistractorWriter(TemplateStep):
     name = "distract"
+    summary = "the question alone, the pupil's answer"  # --writer help
     role = "generator"
     columns: dict[str, str] = {"PupilWorking": "string", "CandidateAnswers": "list<string>",
                                "CandidateWorkings": "list<string>"}
@@ -176,6 +177,8 @@ class SolveFirstWriter(DistractorWriter):
     writer; the pupil's working is the row's ``PupilWorking``."""
 
     name = "distract_solve"
+    summary = ("shown the correct answer too, the model solves the question, then redoes the step the misconception "
+               "changes and gives the pupil's answer")
     max_tokens = 260
     json_schema = SOLVE_FIRST
 
@@ -188,7 +191,9 @@ class SolveFirstWriter(DistractorWriter):
             raise ParseError(validation_reason(e)) from None
 
 
-WRITERS = {"direct": DistractorWriter, "solve-first": SolveFirstWriter}  # --writer (distractor mode)
+# --writer NAME (distractor mode): the help comes from each class's summary; a new writer is one entry here
+WRITERS = {"direct": DistractorWriter, "solve-first": SolveFirstWriter}
+DEFAULT_WRITER = "direct"
 
 
 class WorkingAsRationale(Stage):

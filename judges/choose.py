@@ -23,8 +23,6 @@ class ChooseAnswer(Stage):
     name = "choose"
     role = "judge"
     columns: dict[str, str] = {}  # it writes the writer's and the pick check's columns
-    modes = ("distractor",)
-    modes_why = "it chooses among the distractor writer's answers"
     max_attempts = 1
 
     def __init__(self, pick: PickMisconception):

@@ -48,13 +48,13 @@ class Verdict(BaseModel):
 
 class RubricJudge(TemplateStep):
     name = "judge"
+    summary = "a 0-10 rubric"
     role = "judge"
     columns = {"JudgeScore": "float64", "JudgeReason": "string"}
     temperature = 0.0
     max_tokens = 120
     json_schema = JSON_SCHEMA
-    modes = ("question", "distractor")
-    modes_why = "it reads the row's wrong answer; pairing rows have none"
+    needs = ("wrong_answer",)
     options = (Option("min_score", "--min-score", "check judge: score (0-10) an item needs to be kept",
                       DEFAULT_MIN_SCORE, number(float, 0, 10, why="the judge scores 0-10"), "S"),)
 

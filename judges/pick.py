@@ -48,14 +48,14 @@ def candidate_rules(candidates: str) -> list[str]:
 
 class PickMisconception(TemplateStep):
     name = "pick"
+    summary = "which of K lettered misconceptions explains the wrong answer"
     role = "judge"
     columns = {"PickProbability": "float64", "PickRank": "int64"}
     temperature = 0.0
     max_tokens = 1
     logprobs = TOP_LOGPROBS
     max_attempts = 1  # greedy: a retry would give the same answer
-    modes = ("question", "distractor")
-    modes_why = "it reads the row's wrong answer; pairing rows have none"
+    needs = ("wrong_answer",)
     options = (
         Option("k", "--pick-k", "check pick: candidates shown, the target and K-1 others", 5,
                number(int, 2, len(LETTERS), why="the target and at least one other, one letter each"), "K"),

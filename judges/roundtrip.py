@@ -25,6 +25,7 @@ DEFAULT_TOP_K = 100
 
 class RoundTrip(Stage):
     name = "round-trip"
+    summary = "a retriever ranks the target within --round-trip-top-k"
     columns = {"RoundTripRank": "int64"}
     options = (
         Option("top_k", "--round-trip-top-k", "check round-trip: the target must rank within the top K",

@@ -42,13 +42,13 @@ def shown_options(row: dict, seed: int) -> list[str]:
 
 class Solver(TemplateStep):
     name = "solve"
+    summary = "a solver answers the question on its own"
     role = "solver"
     columns = {"SolverAnswer": "string"}
     temperature = 0.0
     max_tokens = 200
     json_schema = WORKING_AND_ANSWER
-    modes = ("question",)
-    modes_why = "distractor and pairing rows keep a real question's correct answer"
+    needs = ("written_answer",)
 
     def prompt(self, item: Any) -> ChatRequest:
         row = item.row

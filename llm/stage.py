@@ -12,8 +12,8 @@ so that they implement it without importing the factory. Subclass :class:`Stage`
   item that fails, ``item.reject = ctx.reject(stage, reason, raw)``;
 
 and, where the defaults do not fit: ``options`` (its settings users choose on the command line, each an
-:class:`Option`; the constructor takes them as keyword arguments), ``modes`` (the modes it suits, with
-``modes_why``), ``settings()`` (the thresholds that decide its verdicts: part of the
+:class:`Option`; the constructor takes them as keyword arguments), ``needs`` (what a mode's rows must carry
+for it: ``factory.modes.ROW_PARTS``), ``settings()`` (the thresholds that decide its verdicts: part of the
 items' ``ChecksKey``), ``setup(ctx)`` (once, before the first batch), ``ordered = True`` (it compares an
 item with every earlier one of the run, so it runs in the committing process, in plan order; only the
 last stages of a list may be), ``logprobs`` (its role reads token log-probabilities) and
@@ -79,12 +79,12 @@ def folder(text: str) -> Path:
 
 class Stage:
     name: ClassVar[str]
+    summary: ClassVar[str] = ""  # a check's few words in --checks help (default: its docstring's first line)
     role: ClassVar[str | None] = None
     columns: ClassVar[dict[str, str]] = {}
     ordered: ClassVar[bool] = False
     options: ClassVar[tuple[Option, ...]] = ()
-    modes: ClassVar[tuple[str, ...]] = ()  # the modes it suits; () for every mode
-    modes_why: ClassVar[str] = ""  # why only those
+    needs: ClassVar[tuple[str, ...]] = ()  # what a mode's rows must carry for it (factory.modes.ROW_PARTS); () any
     logprobs: int = 0
     version: str = ""  # its prompt templates' content hash; "" for a stage without templates
     max_attempts: int | None = None  # LLM answers tried per item at most; None: the run's --max-attempts

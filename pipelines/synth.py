@@ -34,7 +34,7 @@ from embeddings import ClusterParams, EmbedderError
 from factory.checks import BUILT_IN, CheckError, check_class, check_options
 from factory.config import DEFAULT_SHOTS, DEFAULT_TASK_ITEMS, EXECUTORS, RATIONALES, SynthConfig
 from factory.modes import DEFAULT_MODE, MODES
-from generators.distractor import MAX_ANSWERS, WRITERS
+from generators.distractor import DEFAULT_WRITER, MAX_ANSWERS, WRITERS
 from judges import NEAR_DUPLICATE_THRESHOLD
 from llm import DEFAULT_PRESET, ENGINES, MIN_N_CTX, PRESETS, BackendError, BackendOptions
 from llm.openai_backend import STRUCTURED_MODES
@@ -45,9 +45,6 @@ from store.hub import PublishError, check_access, push_version
 from eedi.splits import FoldSpec
 
 USER_ERRORS = (DataError, BackendError, StoreError, EmbedderError, TemplateError, PublishError)
-CHECK_HELP = {"solve": "a solver answers the question on its own", "pick": "which of K lettered misconceptions "
-              "explains the wrong answer", "round-trip": "a retriever ranks the target within --round-trip-top-k",
-              "judge": "a 0-10 rubric"}
 
 
 def _cluster_arg(value: str) -> str:
@@ -221,15 +218,15 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
                    help=f"real examples in the many-shot prompt (default {DEFAULT_SHOTS})")
     q.add_argument("--checks", type=_checks_arg, metavar="LIST",
                    help="comma-separated checks, run in this order: "
-                        + ", ".join(f"{c.name} ({CHECK_HELP.get(c.name, c.__doc__ or '')}"
-                                    + (f"; {' and '.join(c.modes)} mode" if c.modes else "") + ")" for c in BUILT_IN)
+                        + ", ".join(f"{c.name} ({c.summary or (c.__doc__ or '').strip().split(chr(10))[0]}"
+                                    + (f"; {' and '.join(m.name for m in MODES.values() if not m.lacks(c))} mode"
+                                       if c.needs else "") + ")" for c in BUILT_IN)
                         + "; a check of your own as module:Class (an llm.stage.Stage subclass importable from the "
                           "Python path); 'none' for no check (default: "
                         + "; ".join(f"{m.name} {','.join(m.checks) or 'none'}" for m in MODES.values()) + ")")
-    q.add_argument("--writer", choices=list(WRITERS), default="direct",
-                   help="distractor mode: direct (the question alone, the pupil's answer) or solve-first (shown the "
-                        "correct answer too, the model solves the question, then redoes the step the misconception "
-                        "changes and gives the pupil's answer) (default direct)")
+    q.add_argument("--writer", choices=list(WRITERS), default=DEFAULT_WRITER,
+                   help="distractor mode: " + "; ".join(f"{n} ({w.summary})" for n, w in WRITERS.items())
+                        + f" (default {DEFAULT_WRITER})")
     q.add_argument("--answers", type=number_in(1, MAX_ANSWERS, kind=int), default=1, metavar="N",
                    help="distractor mode: answers the writer draws an item; above 1 the pick judge (--judge-model, "
                         "--pick-k, --pick-candidates) keeps the one likeliest for the target (stage choose) "
@@ -363,11 +360,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--shots must be 0 or more")
     if args.hide_fold is not None and not 0 <= args.hide_fold < args.folds:
         parser.error(f"--hide-fold must be in 0..{args.folds - 1} (--folds {args.folds})")
-    wrong = next((c for c in map(check_class, args.checks or ()) if c.modes and args.mode not in c.modes), None)
-    if wrong is not None:
-        parser.error(f"--checks {wrong.name} is for --mode {' or '.join(wrong.modes)} ({wrong.modes_why})")
-    if args.writer != "direct" and args.mode != "distractor":
+    why = next((w for w in map(MODES[args.mode].lacks, map(check_class, args.checks or ())) if w), None)
+    if why is not None:
+        parser.error(why)
+    if args.writer != DEFAULT_WRITER and args.mode != "distractor":
         parser.error(f"--writer {args.writer} is for --mode distractor")
+    if args.rationale != "working" and args.mode != "distractor":
+        parser.error(f"--rationale {args.rationale} is for --mode distractor (question mode's is always the teacher's)")
     if args.answers > 1 and args.mode != "distractor":
         parser.error(f"--answers {args.answers} is for --mode distractor")
     if (args.ray_address or args.ray_workers) and args.executor != "ray":

@@ -38,7 +38,7 @@ def query_text(row: Any, with_rationale: bool = False) -> str:
         f"Correct answer: {field(row, 'CorrectAnswerText')}",
     ]
     wrong = field(row, "IncorrectAnswerText")
-    if wrong:  # a pairing row (the LLM-free control) claims no wrong answer: the line is left out
+    if wrong:  # a pairing row (the LLM-free control) or an answerless twin claims none: the line is left out
         lines.append(f"Wrong answer: {wrong}")
     rationale = field(row, "Rationale") if with_rationale else ""
     if rationale:

@@ -53,8 +53,9 @@ BASE_FIELDS = [
     ("MisconceptionName", pa.string()),
     ("ClusterId", pa.int64()),
     ("Rationale", pa.string()),
-    ("Mode", pa.string()),  # "question" (a new question) or "distractor" (a new wrong answer to a real one)
-    ("BaseQuestionId", pa.string()),  # distractor mode: the real question the row keeps
+    ("Mode", pa.string()),  # factory.modes: "question" (a new question), "distractor" (a new wrong answer to a
+    # real one), "pairing" (a real question labelled with the target, no wrong answer), ...
+    ("BaseQuestionId", pa.string()),  # a mode with bases (distractor, pairing): the real question the row keeps
     ("GeneratorModel", pa.string()),
     ("SolverModel", pa.string()),
     ("JudgeModel", pa.string()),

@@ -58,12 +58,13 @@ def targets_file(tmp_path, small_cluster):  # noqa: F811
      "argument --n-ctx: must be at least 1024 (a prompt and its answer must fit), got 10"),
     (["--cluster", "all", "--engine", "embedded", "--base-url", "http://127.0.0.1:9/v1"],
      "--engine embedded starts its own llama.cpp server"),
-    (["--cluster", "all", "--mode", "distractor", "--checks", "solve"], "--checks solve is for --mode question"),
+    (["--cluster", "all", "--mode", "distractor", "--checks", "solve"], "--checks solve reads a correct answer the LLM wrote, which --mode distractor rows do not have"),
     (["--cluster", "all", "--checks", "pick,vibes"], "unknown check 'vibes'"),
     (["--cluster", "all", "--pick-candidates", "mixed+closest"], "--pick-candidates: candidates must be one of"),
     (["--cluster", "all", "--model", "gpt-17"], "error: model 'gpt-17'"),
     (["--cluster", "all", "--ray-workers", "2"], "--ray-address and --ray-workers are for --executor ray"),
     (["--cluster", "all", "--mode", "pairing", "--answers", "2"], "--answers 2 is for --mode distractor"),
+    (["--cluster", "all", "--mode", "pairing", "--rationale", "teacher"], "--rationale teacher is for --mode distractor"),
     (["--cluster", "all", "--answers", "9"], "argument --answers: must be in [1, 8]"),
     (["--cluster", "all", "--executor", "ray", "--ray-address", "127.0.0.1:1"],
      "error: --ray-address 127.0.0.1:1: cannot connect to Ray"),
@@ -93,6 +94,21 @@ def test_a_check_of_ones_own_brings_its_flag_and_a_bad_one_is_one_line(tmp_path,
     assert off.returncode == 2 and "--answer-length-max: must be at least 1, got 0" in off.stderr, off.stderr
     old = synth(data_dir, tmp_path / "s", "--cluster", "all", "--consistency-top-k", "0", timeout=120)
     assert old.returncode == 2 and "must be at least 1" in old.stderr  # the old spelling still works
+
+
+def test_a_check_runs_on_every_mode_whose_rows_carry_what_it_reads():
+    """A check names what it reads (``needs``), a mode what its rows carry: a new mode needs no edit in judges/."""
+    from factory.modes import MODES, Mode
+    from judges import PickMisconception, RoundTrip, RubricJudge, Solver
+
+    new = Mode("new-answers", "a new wrong answer, some other way", checks=(), per_misconception=1, bases=True,
+               wrong_answer=True, before=lambda c: [], after=lambda c: [])
+    assert [new.lacks(c) for c in (PickMisconception, RubricJudge, RoundTrip)] == [None, None, None]
+    assert new.lacks(Solver) == ("--checks solve reads a correct answer the LLM wrote, which --mode new-answers rows "
+                                 "do not have")
+    assert MODES["pairing"].lacks(PickMisconception) == ("--checks pick reads a wrong answer to judge, which --mode "
+                                                         "pairing rows do not have")
+    assert MODES["question"].lacks(Solver) is None and MODES["pairing"].lacks(RoundTrip) is None
 
 
 @pytest.mark.slow
@@ -285,7 +301,8 @@ def test_the_solve_first_writer_shows_the_correct_answer_and_keeps_the_pupils_wo
     assert (d.working, d.answer) == ("3 + 4 = 7", "7")
     with pytest.raises(ParseError, match="answer"):
         SolveFirstWriter().parse(target, '{"solution": "12", "pupil_working": "adds", "answer": ""}')
-    assert factory.item_key(target, "m", None, config.writer_tag()).endswith(":writer=solve-first")
-    assert config.writer_tag() == "solve-first" and SynthConfig(data_dir=data_dir).writer_tag() == ""
-    assert SynthConfig(data_dir=data_dir, answers=4).writer_tag() == "direct+best-of-4"
-    assert SynthConfig(data_dir=data_dir, mode="pairing", answers=4).writer_tag() == ""
+    assert factory.item_key(target, "m", None, config.key_tag()).endswith(":writer=solve-first")
+    assert config.key_tag() == "writer=solve-first" and SynthConfig(data_dir=data_dir).key_tag() == ""
+    assert SynthConfig(data_dir=data_dir, answers=4).key_tag() == "writer=direct+best-of-4"
+    assert SynthConfig(data_dir=data_dir, mode="pairing", answers=4).key_tag() == ""
+    assert SynthConfig(data_dir=data_dir, mode="a-new-mode").key_tag() == "mode=a-new-mode"  # never a distractor's key

@@ -40,7 +40,9 @@ from trainers import TrainError
 
 SYNTH_COLUMNS = ("QuestionId", "SubjectName", "ConstructName", "QuestionText", "CorrectAnswerText",
                  "IncorrectAnswerText", "MisconceptionId", "Rationale", "JudgeScore", "Version")
-REQUIRED_TEXT = ("QuestionText", "CorrectAnswerText", "IncorrectAnswerText")
+# IncorrectAnswerText may be empty: a pairing row (the LLM-free control) or a store row's answerless twin
+# (evaluation.control) claims no wrong answer, and its query leaves the line out (rankers.texts.query_text).
+REQUIRED_TEXT = ("QuestionText", "CorrectAnswerText")
 # provenance the evaluation's leak rule reads; shards written before a column existed read as its default
 OPTIONAL_COLUMNS = {"ShotIds": [], "RealRowsHidden": "", "ClusterId": None, "ItemKey": None, "BaseQuestionId": None,
                     "Mode": None}
@@ -143,8 +145,6 @@ def synthetic_examples(rows: list[dict], misconceptions: dict[int, str]) -> list
         if mid is None or int(mid) not in misconceptions:
             raise TrainError(f"{where}: MisconceptionId {mid} is not in misconception_mapping.csv")
         for name in REQUIRED_TEXT:
-            if name == "IncorrectAnswerText" and row.get("Mode") == "pairing":
-                continue  # the LLM-free control: a real question labelled with the target, no wrong answer
             if not str(row.get(name) or "").strip():
                 raise TrainError(f"{where}: {name} is empty")
         out.append(Example(str(row["QuestionId"]), str(row.get("Version") or "synthetic"), int(mid), row))
