@@ -35,7 +35,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +53,6 @@ from trainers.retriever import RetrieverConfig, train_retriever
 
 GROUPS = ("all", "seen", "unseen")
 CARDS = "+cards"  # the suffix of a condition whose retriever documents carry the misconception cards
-NO_ANSWERS = "-no-answers"  # the suffix of a store's twin without the LLM's answers (evaluation.control)
 DEPTH = 100  # rankings are kept to recall@100
 
 
@@ -104,14 +102,32 @@ class EvalConfig:
 
     def synthetic_conditions(self, versions) -> list[tuple[str, str, MixRule]]:
         """(condition, version, mixing rule) for every version and repeat."""
-        return [(f"real+{v}" + (f"x{r}" if r else ""), v, replace(self.mix, repeat=r))
-                for v in versions for r in self.repeats]
+        return [(condition_name(v, r), v, replace(self.mix, repeat=r)) for v in versions for r in self.repeats]
+
+    def comparisons(self, versions, controls: dict[str, str | None] | None = None) -> list[Comparison]:
+        """What each synthetic condition's lift is read against, at the same repeat: real rows, then every control
+        that is a baseline of all (``controls[c]`` None) and the store version's own (``controls[c] == v``).
+        ``controls``: the control versions among ``versions`` (``evaluation.control.Arm.of``); the rest are stores."""
+        controls = controls or {}
+        out = []
+        for v in sorted(versions, key=lambda v: v in controls):  # the stores first, then the controls as added
+            for r in self.repeats:
+                against = [c for c, of in controls.items() if c != v and (of is None or of == v)]
+                out.append(Comparison(condition_name(v, r), ["real", *(condition_name(c, r) for c in against)],
+                                      control=v in controls))
+        return out
 
 
-def answerless_twin(condition: str) -> str:
-    """The name of a store condition's twin without the LLM's answers: ``real+V-no-answers`` (``xR`` kept last)."""
-    base, repeat = re.fullmatch(r"(.+?)(x\d+)?", condition).groups()
-    return f"{base}{NO_ANSWERS}{repeat or ''}"
+def condition_name(version: str, repeat: int | None) -> str:
+    """A synthetic condition: ``real+VERSION``, ``xR`` when its rows are used R times an epoch."""
+    return f"real+{version}" + (f"x{repeat}" if repeat else "")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    condition: str
+    baselines: list[str]  # "real" first
+    control: bool = False  # a control's condition (evaluation.control), not a store's
 
 
 def rows_digest(examples: list[Example] | None) -> str:

@@ -5,9 +5,7 @@ import json
 import statistics
 from pathlib import Path
 
-from evaluation.crossval import CARDS, DEPTH, NO_ANSWERS, answerless_twin, covered_uplift, summarise, uplift
-
-CONTROL = "real+control"  # evaluation.control: the LLM-free pairing rows
+from evaluation.crossval import CARDS, DEPTH, Comparison, covered_uplift, summarise, uplift
 
 SCHEME_NAMES = {"MisconceptionId": "grouped by misconception", "ConstructId": "grouped by construct"}
 
@@ -106,10 +104,10 @@ def _lift_line(results: list[dict], condition: str, baseline: str, k: int) -> li
     return out
 
 
-def _cards_section(results: list[dict], synthetic: list[str], k: int) -> list[str]:
+def _cards_section(results: list[dict], comparisons: list[Comparison], k: int) -> list[str]:
     """What the misconception cards add to each condition (the same training rows, documents with cards)."""
     present = {r["condition"] for r in results}
-    pairs = [(c + CARDS, c) for c in ["zero-shot", "real", *synthetic] if c + CARDS in present]
+    pairs = [(c + CARDS, c) for c in ["zero-shot", "real", *(c.condition for c in comparisons)] if c + CARDS in present]
     if not pairs:
         return []
     lines = ["", "## Misconception cards", "",
@@ -117,25 +115,27 @@ def _cards_section(results: list[dict], synthetic: list[str], k: int) -> list[st
              "appended to its name in training and ranking."]
     for with_cards, without in pairs:
         lines += _lift_line(results, with_cards, without, k)
-    for condition in synthetic:  # the synthetic rows' lift when both sides have cards
-        lines += _lift_line(results, condition + CARDS, "real" + CARDS, k)
-        if condition != CONTROL and CONTROL in synthetic:
-            lines += _lift_line(results, condition + CARDS, CONTROL + CARDS, k)
+    for c in comparisons:  # the synthetic rows' lift when both sides have cards
+        for baseline in c.baselines:
+            lines += _lift_line(results, c.condition + CARDS, baseline + CARDS, k)
     return lines
 
 
 def write_report(results: list[dict], report: Path, config_record: dict, header: list[str],
-                 cluster_of: dict[str, int], k: int = 25) -> Path:
-    """Write report.md, results.json, map_by_condition.png, uplift_by_cluster.png; returns report.md."""
+                 cluster_of: dict[str, int], k: int = 25, comparisons: list[Comparison] | None = None) -> Path:
+    """Write report.md, results.json, map_by_condition.png, uplift_by_cluster.png; returns report.md.
+    ``comparisons`` (``EvalConfig.comparisons``): each synthetic condition's baselines (default: real rows)."""
     rows = summarise(results, k)
     rows.sort(key=lambda r: (r["scheme"] != "MisconceptionId", r["condition"] != "zero-shot",
                              r["condition"] != "real", r["condition"], r["stage"], r["boost"]))
     (report / "results.json").write_text(json.dumps({"config": config_record, "summary": rows, "runs": results},
                                                     indent=1, default=str) + "\n")
     plot_map(rows, report / "map_by_condition.png", k)
-    synthetic = sorted({r["condition"] for r in results if r["condition"].startswith("real+")
-                        and not r["condition"].endswith(CARDS)},
-                       key=lambda c: (c == CONTROL, c))  # the LLM-free control last
+    if comparisons is None:
+        comparisons = [Comparison(c, ["real"]) for c in sorted({r["condition"] for r in results if r["condition"]
+                                                                .startswith("real+") and not r["condition"].endswith(CARDS)})]
+    present = {r["condition"] for r in results}
+    comparisons = [c for c in comparisons if c.condition in present]
     lines = ["# Evaluation", "", *header, "", f"## MAP@{k} by condition (mean ± sd over folds)", "",
              *table_markdown([r for r in rows if r["stage"] != "retriever-sample"], k), ""]
     sample = [r for r in rows if r["stage"] == "retriever-sample"]
@@ -143,27 +143,25 @@ def write_report(results: list[dict], report: Path, config_record: dict, header:
         lines += ["`reranker` rows are computed on a seeded sample of each fold's validation pairs; the same "
                   "pairs ranked by the retriever alone:", "", *table_markdown(sample, k), ""]
     lines += ["![MAP by condition](map_by_condition.png)", "", "## Uplift of synthetic data", ""]
-    if not synthetic:
+    if not comparisons:
         lines.append("No synthetic version was evaluated (`--store`, `--versions`).")
-    for condition in synthetic:
+    for c in comparisons:
+        condition = c.condition
         used = {(r["scheme"], r["fold"]): r["synthetic_rows"] for r in results if r["condition"] == condition}
         lines.append(f"- {condition}: synthetic rows used per fold (admissible under the leak rule, after the "
                      "per-misconception cap): " + ", ".join(f"{SCHEME_NAMES.get(s, s)} fold {f}: {n}"
                                                           for (s, f), n in sorted(used.items())))
-        baselines = ["real"] + ([CONTROL] if CONTROL in synthetic and condition != CONTROL else [])
-        if answerless_twin(condition) in synthetic:  # what the LLM's answers add, the same rows without them
-            baselines.append(answerless_twin(condition))
-        for baseline in baselines:
+        for baseline in c.baselines:  # real rows, the controls, its answerless twin
             lines += _lift_line(results, condition, baseline, k)
         for scheme, folds in covered_uplift(results, condition).items():
             lines.append(f"- {condition}, {SCHEME_NAMES.get(scheme, scheme)}, on the validation pairs whose "
                          f"misconception has synthetic rows: " + "; ".join(
                              f"{n} pairs, MAP@{k} {b:.4f} (real) → {a:.4f} ({a - b:+.4f}, 95% interval over "
                              f"pairs {lo:+.4f} to {hi:+.4f})" for n, b, a, (lo, hi) in folds))
-    lines += _cards_section(results, synthetic, k)
-    if synthetic:
-        stores = [c for c in synthetic if c != CONTROL and NO_ANSWERS not in c]  # the stores, not the controls
-        shown = stores[-1] if stores else synthetic[-1]
+    lines += _cards_section(results, comparisons, k)
+    if comparisons:
+        stores = [c.condition for c in comparisons if not c.control]
+        shown = stores[-1] if stores else comparisons[-1].condition
         per_cluster = cluster_uplift(results, shown, cluster_of)
         plot_cluster_uplift(per_cluster, report / "uplift_by_cluster.png",
                             f"{shown} - real, folds grouped by misconception (retriever, no boost)")

@@ -53,11 +53,10 @@ def _ints(value: str) -> list[int]:
     return out
 
 
-CONTROLS = ("pairing", "no-answers")
-
-
 def _controls(value: str) -> list[str]:
-    """--control: a comma-separated list of CONTROLS, or none."""
+    """--control: a comma-separated list of evaluation.control.CONTROLS, or none."""
+    from evaluation.control import CONTROLS
+
     names = [v.strip() for v in value.split(",") if v.strip()]
     if names == ["none"]:
         return []
@@ -75,6 +74,7 @@ def check_folds(folds: int, only: list[int] | None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from evaluation.control import CONTROLS
     from trainers.retriever import RetrieverConfig
 
     R = RetrieverConfig()
@@ -91,12 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluate the chosen versions together, as one condition real+synthetic (e.g. one "
                          "synth --hide-fold run per fold; the leak rule still picks each fold's rows)")
     io.add_argument("--control", type=_controls, default=[], metavar="LIST",
-                    help="LLM-free controls, comma-separated. pairing: also train on real + pairing-mode rows for "
-                         "every target of each evaluated fold (synth --mode pairing --hide-fold F, made in seconds "
-                         "into REPORT/control-store), and report each store's lift over it as well as over real "
-                         "rows; no-answers: each store condition also trains as <condition>-no-answers, the same "
-                         "rows with the LLM's wrong answer and reasoning left out, and the report gives what the "
-                         "answers add; none (default): neither")
+                    help="LLM-free controls, comma-separated. " + "; ".join(f"{c.name}: {c.help}" for c in
+                                                                             CONTROLS.values())
+                         + "; none (default): neither")
     io.add_argument("--cards", metavar="STORE",
                     help="a store holding misconception cards (synth --misconception-cards): every condition also "
                          "runs as <condition>+cards, its retriever's documents the names with their cards, and the "
@@ -180,19 +177,18 @@ def run(args: argparse.Namespace) -> int:
             synthetic = {v: [] for v in selection.versions}
             for row in selection.rows:
                 synthetic.setdefault(row["Version"], []).append(row)
-    if "no-answers" in args.control:
-        from evaluation.control import without_answers
-        from evaluation.crossval import NO_ANSWERS
+    controls: dict[str, str | None] = {}  # each control condition's version: whose baseline it is (None: all)
+    if args.control:
+        from evaluation.control import ControlError, Inputs, add_controls
 
-        if not synthetic:
-            raise DataError("--control no-answers: the twins are of a store's conditions; give --store")
-        synthetic.update({f"{name}{NO_ANSWERS}": without_answers(rows) for name, rows in list(synthetic.items())})
-    if "pairing" in args.control:
-        from evaluation.control import CONDITION, pairing_control
-
-        synthetic[CONDITION] = pairing_control(
-            data_dir, Path(args.report) / "control-store", FOLD_BY[args.fold_by], args.folds, args.fold_seed,
-            args.only_folds, log=lambda m: print(m, flush=True))
+        try:
+            arms = add_controls(args.control, synthetic, Inputs(
+                data_dir, Path(args.report) / "control-store", FOLD_BY[args.fold_by], args.folds, args.fold_seed,
+                args.only_folds, log=lambda m: print(m, flush=True)))
+        except ControlError as e:
+            raise DataError(str(e)) from None
+        synthetic.update({name: arm.rows for name, arm in arms.items()})
+        controls = {name: arm.of for name, arm in arms.items()}
     cards = None
     if args.cards:
         from store.cards import read_cards
@@ -238,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
               f"at most {args.synth_per_misconception} per misconception, only those the leak rule admits"
               + "; each used as often as keeps synthetic uses within the real rows' count (at most 16), or R "
                 "times in conditions marked xR."]
-    path = write_report(results, report, config.record(), header, cluster_of)
+    path = write_report(results, report, config.record(), header, cluster_of,
+                        comparisons=config.comparisons(list(synthetic), controls))
     print(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
     return 0
 

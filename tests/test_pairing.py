@@ -135,7 +135,6 @@ def test_evaluate_reports_each_store_against_real_rows_and_the_pairing_control(t
 
 def test_the_answerless_twin_keeps_each_row_but_its_llm_answer_and_reasoning():
     from evaluation.control import without_answers
-    from evaluation.crossval import answerless_twin
 
     row = {"QuestionId": "synth-1", "SubjectName": "Fractions", "ConstructName": "Add fractions",
            "QuestionText": "1/2 + 1/3 = ?", "CorrectAnswerText": "5/6", "IncorrectAnswerText": "2/5",
@@ -144,10 +143,26 @@ def test_the_answerless_twin_keeps_each_row_but_its_llm_answer_and_reasoning():
     (twin,) = without_answers([row])
     assert row["IncorrectAnswerText"] == "2/5"  # the store's rows are not changed
     assert twin["IncorrectAnswerText"] == twin["Rationale"] == twin["PupilWorking"] == ""
-    assert {k: v for k, v in twin.items() if k not in ("IncorrectAnswerText", "Rationale", "PupilWorking", "Mode")} \
-        == {k: v for k, v in row.items() if k not in ("IncorrectAnswerText", "Rationale", "PupilWorking", "Mode")}
+    assert {k: v for k, v in twin.items() if k not in ("IncorrectAnswerText", "Rationale", "PupilWorking")} \
+        == {k: v for k, v in row.items() if k not in ("IncorrectAnswerText", "Rationale", "PupilWorking")}
     assert "Wrong answer" not in query_text(twin, with_rationale=True) and "2/5" in query_text(row)
     assert query_text(twin) == query_text(row).replace("\nWrong answer: 2/5", "")
     assert synthetic_examples([twin], {7: "Adds numerators and denominators"})[0].misconception_id == 7
-    assert answerless_twin("real+synthetic") == "real+synthetic-no-answers"
-    assert answerless_twin("real+v20261207-013103-7df9x16") == "real+v20261207-013103-7df9-no-answersx16"
+
+
+
+def test_each_store_condition_is_read_against_real_rows_every_control_and_its_own_twin_at_its_repeat():
+    from evaluation.control import CONTROLS
+    from evaluation.crossval import EvalConfig
+
+    config = EvalConfig(repeats=[None, 16])
+    versions = ["v1", "v2", "v1-no-answers", "v2-no-answers", "control"]
+    controls = {"v1-no-answers": "v1", "v2-no-answers": "v2", "control": None}
+    by = {c.condition: c for c in config.comparisons(versions, controls)}
+    assert list(by)[:4] == ["real+v1", "real+v1x16", "real+v2", "real+v2x16"]  # the stores first
+    assert by["real+v1x16"].baselines == ["real", "real+v1-no-answersx16", "real+controlx16"]
+    assert by["real+v2"].baselines == ["real", "real+v2-no-answers", "real+control"] and not by["real+v2"].control
+    assert by["real+v1-no-answers"].baselines == ["real", "real+control"] and by["real+v1-no-answers"].control
+    assert by["real+control"].baselines == ["real"]
+    assert [c.baselines for c in config.comparisons(["v1"])] == [["real"], ["real"]]
+    assert set(CONTROLS) == {"pairing", "no-answers"}
