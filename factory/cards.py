@@ -19,7 +19,7 @@ from generators.card import CardWriter
 from llm import BackendError, BackendPool, RequestCache, Usage
 from llm.step import run_steps
 from store import DatasetStore
-from store.cards import CardLog, card_key, stored_card_keys
+from store.cards import CardLog, card_key, recover_cards, stored_card_keys
 
 
 def write_cards(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> dict:
@@ -37,6 +37,7 @@ def write_cards(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys
     try:
         identity = pool.identify(config.teacher_model)
         model = str(identity)
+        recover_cards(config.store)  # a killed run's journalled cards count as done, and are not made again
         done = stored_card_keys(config.store)
         todo = [m for m in wanted if card_key(m, model, step.version) not in done]
         if config.limit is not None:

@@ -138,6 +138,18 @@ def test_synth_writes_cards_with_the_embedded_teacher_and_resumes(tmp_path, data
     again = run_cli(*args)
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
     assert len(read_card_table(store)) == 2
+    # a killed run left card 5 in its journal, not yet in a shard: the next run stores it and does not make it again
+    model, version = rows[0]["TeacherModel"], rows[0]["PromptVersion"]
+    s = DatasetStore.open(store)
+    log = CardLog(store, {"model": {"name": model}})
+    log.append({"MisconceptionId": 5, "MisconceptionName": "five", "Card": "a card of the killed run",
+                "TeacherModel": model, "PromptVersion": version, "CardKey": card_key(5, model, version), "Seed": 0,
+                "Attempts": 1, "RejectReason": "", "RawOutput": ""})
+    log._journal.close()
+    s.close()
+    resumed = run_cli(*args, "--misconception", "5")
+    assert resumed.returncode == 0 and "nothing to do" in resumed.stdout, resumed.stderr[-2000:]
+    assert len(read_card_table(store)) == 3 and read_cards(store)[0][5] == "a card of the killed run"
 
 
 @pytest.mark.training
