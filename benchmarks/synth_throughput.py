@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eedi import resolve_data_dir  # noqa: E402
 from factory import MODES, SynthConfig, run  # noqa: E402
+from factory.checks import check_class  # noqa: E402
 from llm import BackendOptions  # noqa: E402
 
 
@@ -58,7 +59,7 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--items", type=int, default=12)
     p.add_argument("--mode", action="append", choices=list(MODES),
-                   help="repeatable (default: both)")
+                   help="repeatable (default: distractor and question)")
     p.add_argument("--checks", action="append", default=None,
                    help="comma-separated checks of a case; repeatable, one case each ('none': no check)")
     p.add_argument("--model", default=None, help="embedded preset or .gguf (default the 0.5B preset)")
@@ -79,8 +80,8 @@ def main() -> None:
           f"{args.judge_model or args.model or 'qwen2.5-coder-0.5b'}, shots {args.shots}")
     for mode in args.mode or ["distractor", "question"]:
         for checks in cases:
-            if mode == "distractor" and "solve" in checks:
-                continue
+            if any(MODES[mode].lacks(check_class(c)) for c in checks):
+                continue  # a check this mode's rows cannot take (solve in distractor mode, pick in pairing mode)
             for executor in args.executor or ["local"]:
                 report(measure(args, mode, checks, executor))
 

@@ -112,7 +112,8 @@ class EvalConfig:
         out = []
         for v in sorted(versions, key=lambda v: v in controls):  # the stores first, then the controls as added
             for r in self.repeats:
-                against = [c for c, of in controls.items() if c != v and (of is None or of == v)]
+                against = [c for c, of in controls.items() if c != v and of is None]  # baselines of all, then its own
+                against += [c for c, of in controls.items() if c != v and of == v]
                 out.append(Comparison(condition_name(v, r), ["real", *(condition_name(c, r) for c in against)],
                                       control=v in controls))
         return out

@@ -2,7 +2,7 @@
 by its import path (``--checks my_checks:LongAnswers``).
 
 A check describes itself (``llm.stage.Stage``): its name, role, columns, its ``options`` (the settings users
-choose, each with its flag, default, help and range), the modes it suits, its settings for the items'
+choose, each with its flag, default, help and range), what a row must carry for it (``needs``), its settings for the items'
 ``ChecksKey``. ``pipelines.synth`` builds its ``--checks`` help and each check's flags from here, the
 engine its schema, counts, record and card. To add a built-in check: one file in ``judges/`` and one entry
 in ``BUILT_IN`` below (docs/extending.md).

@@ -366,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.writer != DEFAULT_WRITER and args.mode != "distractor":
         parser.error(f"--writer {args.writer} is for --mode distractor")
     if args.rationale != "working" and args.mode != "distractor":
-        parser.error(f"--rationale {args.rationale} is for --mode distractor (question mode's is always the teacher's)")
+        parser.error(f"--rationale {args.rationale} is for --mode distractor"
+                     + (" (question mode's rationale is always the teacher's)" if args.mode == "question" else ""))
     if args.answers > 1 and args.mode != "distractor":
         parser.error(f"--answers {args.answers} is for --mode distractor")
     if (args.ray_address or args.ray_workers) and args.executor != "ray":

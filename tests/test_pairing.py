@@ -160,8 +160,8 @@ def test_each_store_condition_is_read_against_real_rows_every_control_and_its_ow
     controls = {"v1-no-answers": "v1", "v2-no-answers": "v2", "control": None}
     by = {c.condition: c for c in config.comparisons(versions, controls)}
     assert list(by)[:4] == ["real+v1", "real+v1x16", "real+v2", "real+v2x16"]  # the stores first
-    assert by["real+v1x16"].baselines == ["real", "real+v1-no-answersx16", "real+controlx16"]
-    assert by["real+v2"].baselines == ["real", "real+v2-no-answers", "real+control"] and not by["real+v2"].control
+    assert by["real+v1x16"].baselines == ["real", "real+controlx16", "real+v1-no-answersx16"]
+    assert by["real+v2"].baselines == ["real", "real+control", "real+v2-no-answers"] and not by["real+v2"].control
     assert by["real+v1-no-answers"].baselines == ["real", "real+control"] and by["real+v1-no-answers"].control
     assert by["real+control"].baselines == ["real"]
     assert [c.baselines for c in config.comparisons(["v1"])] == [["real"], ["real"]]
