@@ -99,9 +99,11 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         done, _ = store.stored_keys()
         key = checks_key(stages, models)
         stored_items = {k for k, _ in done}
-        todo = [t for t in targets if (item_key(t, models["generator"], config.hide_fold, config.key_tag()), key) not in done]
+        new = [(t, k) for t in targets
+               if ((k := item_key(t, models["generator"], config.hide_fold, config.key_tag())), key) not in done]
+        todo = [t for t, _ in new]
         skipped = len(targets) - len(todo)
-        rejudged = sum(1 for t in todo if item_key(t, models["generator"], config.hide_fold, config.key_tag()) in stored_items)
+        rejudged = sum(1 for _, k in new if k in stored_items)
         if config.limit is not None:
             todo = todo[: config.limit]
         if not todo:
