@@ -111,8 +111,9 @@ def build_parser(plugins: list[str] = ()) -> argparse.ArgumentParser:
     what.add_argument("--fill-gaps", action="store_true",
                       help="only the targets the store holds no kept row for yet (rows made with the same "
                            "--hide-fold, any mode and version, but not those of earlier --fill-gaps runs of this "
-                           "mode, so a killed fill run re-run fills the same gaps): e.g. --mode pairing --fill-gaps after an LLM run gives "
-                           "the targets its checks left without a row the control's rows (measured in docs/synth.md)")
+                           "mode, so a killed fill run re-run fills the same gaps): e.g. --mode pairing --fill-gaps "
+                           "after an LLM run gives the targets its checks left without a row the control's rows "
+                           "(measured in docs/synth.md)")
     what.add_argument("--mode", choices=list(MODES), default=DEFAULT_MODE,
                       help="; ".join(f"{m.name}: {m.summary}" for m in MODES.values()) + f" (default {DEFAULT_MODE})")
     what.add_argument("--misconception-cards", action="store_true",
