@@ -99,8 +99,9 @@ def run(config: SynthConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         done, _ = store.stored_keys()
         key = checks_key(stages, models)
         stored_items = {k for k, _ in done}
-        new = [(t, k) for t in targets
-               if ((k := item_key(t, models["generator"], config.hide_fold, config.key_tag())), key) not in done]
+        tag = config.key_tag()
+        keys = [item_key(t, models["generator"], config.hide_fold, tag) for t in targets]
+        new = [(t, k) for t, k in zip(targets, keys) if (k, key) not in done]
         todo = [t for t, _ in new]
         skipped = len(targets) - len(todo)
         rejudged = sum(1 for _, k in new if k in stored_items)
