@@ -138,7 +138,8 @@ class BackendPool:
                              n_threads=self.options.threads, log_dir=cache_dir() / "logs", logits_all=logits_all)
         self.servers.append(server)
         server.start()
-        return OpenAIBackend(server.base_url, identity.name, identity, None, self.options.client())
+        return OpenAIBackend(server.base_url, identity.name, identity, None, self.options.client(),
+                             gone=server.exit_reason)
 
     def _api_key(self) -> str | None:
         return os.environ.get(self.options.api_key_env)

@@ -21,7 +21,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from llm.base import BackendError, ChatRequest, ChatResponse, ModelIdentity
 
@@ -78,11 +78,12 @@ def response_format(schema: dict, mode: str) -> dict | None:
 
 class OpenAIBackend:
     def __init__(self, base_url: str, model: str, identity: ModelIdentity, api_key: str | None = None,
-                 options: ClientOptions | None = None):
+                 options: ClientOptions | None = None, gone: Callable[[], str | None] | None = None):
         import openai  # a core dependency; imported here to keep `--help` fast
 
         self._openai = openai
         self.base_url, self.model, self.identity = base_url, model, identity
+        self._gone = gone  # an embedded server's LlamaServer.exit_reason: its death, named when the client stops
         self.options = options or ClientOptions()
         if self.options.structured not in STRUCTURED_MODES:
             raise BackendError(f"structured output mode {self.options.structured!r}: expected one of {STRUCTURED_MODES}")
@@ -138,8 +139,7 @@ class OpenAIBackend:
                     self._failures_in_a_row += 1
                     self._last_failure = f"{e.kind}: {e}"
                     if len(errors) > self.options.max_retries:
-                        raise BackendError(f"{self.base_url}: request failed {len(errors)} times "
-                                           f"(last {self._last_failure}); stopping") from None
+                        raise self._stopping(f"request failed {len(errors)} times (last {self._last_failure})") from None
                     await asyncio.sleep(self._delay(len(errors), e.retry_after))
                     continue
                 self._failures_in_a_row = 0
@@ -149,8 +149,14 @@ class OpenAIBackend:
     def _check_breaker(self) -> None:
         if self._open or self._failures_in_a_row >= self.options.breaker_threshold:
             self._open = True
-            raise BackendError(f"{self.base_url}: {self._failures_in_a_row} failed attempts in a row "
-                               f"(last {self._last_failure}); stopping")
+            raise self._stopping(f"{self._failures_in_a_row} failed attempts in a row (last {self._last_failure})")
+
+    def _stopping(self, why: str) -> BackendError:
+        """The error that stops the run: the server's own death where an embedded server died, else ``why``."""
+        gone = self._gone() if self._gone is not None else None
+        if gone:
+            return BackendError(f"{self.base_url}: the embedded llama.cpp server {gone}; stopping")
+        return BackendError(f"{self.base_url}: {why}; stopping")
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.options.max_backoff, self.options.backoff * 2 ** (attempt - 1))

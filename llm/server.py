@@ -42,6 +42,16 @@ def _die_with_parent() -> None:  # runs in the child before exec
         pass
 
 
+def _how(returncode: int) -> str:
+    """A process's end as words: "code 1", or "signal 11 (SIGSEGV)" for a negative return code."""
+    if returncode >= 0:
+        return f"code {returncode}"
+    try:
+        return f"signal {-returncode} ({signal.Signals(-returncode).name})"
+    except ValueError:
+        return f"signal {-returncode}"
+
+
 class LlamaServer:
     def __init__(self, model_path: Path, alias: str, n_ctx: int = 4096, n_threads: int | None = None,
                  log_dir: Path | None = None, verbose: bool = True, logits_all: bool = False):
@@ -55,6 +65,10 @@ class LlamaServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path),
@@ -83,7 +97,7 @@ class LlamaServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                raise BackendError(f"llama.cpp server exited with code {self._proc.returncode} while loading "
+                raise BackendError(f"llama.cpp server exited with {_how(self._proc.returncode)} while loading "
                                    f"{self.model_path.name}: {self.last_log_line()} (log: {self.log_path})")
             if self.healthy():
                 return self
@@ -97,6 +111,14 @@ class LlamaServer:
                 return r.status == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def exit_reason(self) -> str | None:
+        """Why the server is gone, for an error message ("exited with signal 11 (SIGSEGV): <its last log line>
+        (log: ...)"), or None while it runs (or before it started)."""
+        code = self._proc.poll() if self._proc is not None else None
+        if code is None:
+            return None
+        return f"exited with {_how(code)}: {self.last_log_line()} (log: {self.log_path})"
 
     def last_log_line(self) -> str:
         try:

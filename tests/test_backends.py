@@ -1,6 +1,8 @@
 """The OpenAI-compatible backend against the real llama.cpp server, with faults injected by a proxy in front of it."""
 import dataclasses
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -139,6 +141,21 @@ def test_the_pool_starts_and_stops_the_embedded_server():
     assert pool.open("qwen2.5-coder-0.5b") is backend  # roles naming one model share one server
     pool.close()
     assert not server.healthy()
+
+
+@pytest.mark.llm
+def test_an_embedded_server_that_dies_is_named_in_the_error_that_stops_the_run():
+    # e.g. llama.cpp's AMX kernels crashing it (SIGSEGV) on its first prompt: the run's one line says so
+    pool = BackendPool(BackendOptions(n_ctx=1024, max_retries=1))
+    try:
+        backend = pool.open(None)
+        server = pool.servers[0]
+        os.kill(server.pid, signal.SIGKILL)
+        with pytest.raises(BackendError, match=r"the embedded llama.cpp server exited with signal 9 \(SIGKILL\): "
+                                               r".*\(log: .*llama-server-\d+\.log\); stopping"):
+            chat(backend, TINY)
+    finally:
+        pool.close()
 
 
 def test_a_server_that_cannot_load_the_model_is_a_one_line_error(tmp_path):
