@@ -83,7 +83,7 @@ class OpenAIBackend:
 
         self._openai = openai
         self.base_url, self.model, self.identity = base_url, model, identity
-        self._gone = gone  # an embedded server's LlamaServer.exit_reason: its death, named when the client stops
+        self._gone = gone  # an embedded server's LlamaServer.exit_reason: a dead server is not retried, and named
         self.options = options or ClientOptions()
         if self.options.structured not in STRUCTURED_MODES:
             raise BackendError(f"structured output mode {self.options.structured!r}: expected one of {STRUCTURED_MODES}")
@@ -138,7 +138,7 @@ class OpenAIBackend:
                     errors.append(e.kind)
                     self._failures_in_a_row += 1
                     self._last_failure = f"{e.kind}: {e}"
-                    if len(errors) > self.options.max_retries:
+                    if len(errors) > self.options.max_retries or (self._gone is not None and self._gone()):
                         raise self._stopping(f"request failed {len(errors)} times (last {self._last_failure})") from None
                     await asyncio.sleep(self._delay(len(errors), e.retry_after))
                     continue

@@ -146,7 +146,7 @@ def test_the_pool_starts_and_stops_the_embedded_server():
 @pytest.mark.llm
 def test_an_embedded_server_that_dies_is_named_in_the_error_that_stops_the_run():
     # e.g. llama.cpp's AMX kernels crashing it (SIGSEGV) on its first prompt: the run's one line says so
-    pool = BackendPool(BackendOptions(n_ctx=1024, max_retries=1))
+    pool = BackendPool(BackendOptions(n_ctx=1024))
     try:
         backend = pool.open(None)
         server = pool.servers[0]
@@ -154,6 +154,7 @@ def test_an_embedded_server_that_dies_is_named_in_the_error_that_stops_the_run()
         with pytest.raises(BackendError, match=r"the embedded llama.cpp server exited with signal 9 \(SIGKILL\): "
                                                r".*\(log: .*llama-server-\d+\.log\); stopping"):
             chat(backend, TINY)
+        assert backend._failures_in_a_row == 1  # stopped at the first failed attempt: no retry can reach a dead server
     finally:
         pool.close()
 
