@@ -138,8 +138,10 @@ class OpenAIBackend:
                     errors.append(e.kind)
                     self._failures_in_a_row += 1
                     self._last_failure = f"{e.kind}: {e}"
-                    if len(errors) > self.options.max_retries or (self._gone is not None and self._gone()):
-                        raise self._stopping(f"request failed {len(errors)} times (last {self._last_failure})") from None
+                    gone = self._server_gone()
+                    if gone or len(errors) > self.options.max_retries:
+                        raise self._stopping(f"request failed {len(errors)} times (last {self._last_failure})",
+                                             gone) from None
                     await asyncio.sleep(self._delay(len(errors), e.retry_after))
                     continue
                 self._failures_in_a_row = 0
@@ -149,11 +151,15 @@ class OpenAIBackend:
     def _check_breaker(self) -> None:
         if self._open or self._failures_in_a_row >= self.options.breaker_threshold:
             self._open = True
-            raise self._stopping(f"{self._failures_in_a_row} failed attempts in a row (last {self._last_failure})")
+            raise self._stopping(f"{self._failures_in_a_row} failed attempts in a row (last {self._last_failure})",
+                                 self._server_gone())
 
-    def _stopping(self, why: str) -> BackendError:
+    def _server_gone(self) -> str | None:
+        """How the embedded server ended, or None while it runs (or where there is no embedded server)."""
+        return self._gone() if self._gone is not None else None
+
+    def _stopping(self, why: str, gone: str | None) -> BackendError:
         """The error that stops the run: the server's own death where an embedded server died, else ``why``."""
-        gone = self._gone() if self._gone is not None else None
         if gone:
             return BackendError(f"{self.base_url}: the embedded llama.cpp server {gone}; stopping")
         return BackendError(f"{self.base_url}: {why}; stopping")
