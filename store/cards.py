@@ -9,7 +9,8 @@ The dataset card declares them as the config ``cards`` (``load_dataset(STORE, "c
 A row whose ``RejectReason`` is not empty is a card the teacher failed to write (with its raw answer); readers
 of cards (``read_cards``) skip it.  Crash safety is the store's: every card is journalled and fsynced as it is
 made, the journal becomes a shard every ``flush_every`` cards and at the end, and a journal left by a killed
-run becomes shards on the next open, skipping keys already in a shard, so no card is stored twice.
+run becomes shards when the next card run starts (``recover_cards``), skipping keys already in a shard, so no
+card is stored twice.
 """
 from __future__ import annotations
 
@@ -129,11 +130,11 @@ def recover_cards(root: Path) -> int:
 
 
 class CardLog:
-    """Appends the cards of one run to a store the caller holds open (``DatasetStore.open`` locks it)."""
+    """Appends the cards of one run to a store the caller holds open (``DatasetStore.open`` locks it) and has
+    recovered (``recover_cards``: ``factory.cards.write_cards`` does it before it counts what is left to make)."""
 
     def __init__(self, root: Path, record: dict, flush_every: int = 100):
         self.root, self.flush_every = Path(root), flush_every
-        recover_cards(self.root)
         (self.root / CARDS_DIR / "runs").mkdir(parents=True, exist_ok=True)
         self.run = f"c{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
         self.record = {**record, "id": self.run, "status": "running", "started": now_iso()}
