@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from factory.checks import build_check
 from generators import QuestionGenerator, RationaleWriter
@@ -40,16 +40,21 @@ class Mode:
 
     def lacks(self, check: Any) -> str | None:
         """Why a check (a ``llm.stage.Stage``) cannot run on this mode's rows, or None when it can."""
-        has = {"wrong_answer": self.wrong_answer, "written_answer": not self.bases}
-        missing = next((n for n in check.needs if not has.get(n, False)), None)
+        missing = next((n for n in check.needs if n not in ROW_PARTS or not ROW_PARTS[n].given(self)), None)
         if missing is None:
             return None
-        return f"--checks {check.name} reads {ROW_PARTS.get(missing, missing)}, which --mode {self.name} rows do not have"
+        words = ROW_PARTS[missing].words if missing in ROW_PARTS else missing
+        return f"--checks {check.name} reads {words}, which --mode {self.name} rows do not have"
 
 
-# What a check may need from a row (``llm.stage.Stage.needs``), each given by the Mode's fields.
-ROW_PARTS = {"wrong_answer": "a wrong answer to judge",  # Mode.wrong_answer
-             "written_answer": "a correct answer the LLM wrote"}  # a mode without real base questions (bases=False)
+class RowPart(NamedTuple):
+    words: str  # what the error says a row lacks
+    given: Callable[[Mode], bool]  # whether a mode's rows carry it
+
+
+# What a check may need from a row (``llm.stage.Stage.needs``): one entry per part, read from the Mode's fields.
+ROW_PARTS = {"wrong_answer": RowPart("a wrong answer to judge", lambda m: m.wrong_answer),
+             "written_answer": RowPart("a correct answer the LLM wrote", lambda m: not m.bases)}  # no real base
 
 
 QUESTION = Mode(
